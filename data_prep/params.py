@@ -1,0 +1,56 @@
+"""Preparation parameters: what the tubelets are made of, and the hash that names units and samples."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from data_prep.errors import DataPrepError
+
+# Bumped when the way pixels are produced changes, so old shards never mix with new ones.
+PREP_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepParams:
+    frames: int = 8  # T: frames per video clip (images are always 1-frame tubelets)
+    size: int = 64  # S: output side; short side resized to S then centre-cropped to S x S
+    fps: float = 8.0  # target frame rate; clips take every round(src_fps / fps)-th frame
+    max_clips: int = 4  # at most this many non-overlapping clips per video
+    val_fraction: float = 0.1  # share of source files (by hash of URI) that go to the "val" split
+    images_per_unit: int = 16  # inputs per work unit: the unit is the grain of resume and of one shard
+    videos_per_unit: int = 4
+    max_image_pixels: int = 64_000_000  # decompression-bomb guard: larger images are quarantined
+
+    def validate(self) -> None:
+        if self.frames < 1:
+            raise DataPrepError(f"--frames must be >= 1, got {self.frames}")
+        if self.size < 8:
+            raise DataPrepError(f"--size must be >= 8, got {self.size}")
+        if not self.fps > 0:
+            raise DataPrepError(f"--fps must be > 0, got {self.fps}")
+        if self.max_clips < 1:
+            raise DataPrepError(f"--max-clips must be >= 1, got {self.max_clips}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise DataPrepError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.images_per_unit < 1 or self.videos_per_unit < 1:
+            raise DataPrepError("inputs per unit must be >= 1")
+
+    def to_dict(self) -> dict:
+        return {"prep_version": PREP_VERSION, **dataclasses.asdict(self)}
+
+    def pixel_key(self) -> str:
+        """Hash of everything that changes a row's content; unit sizes only regroup rows, so they stay out."""
+        d = self.to_dict()
+        for k in ("images_per_unit", "videos_per_unit"):
+            d.pop(k)
+        return stable_hash(json.dumps(d, sort_keys=True))
+
+
+def stable_hash(*parts: str, length: int = 16) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\0")  # separator: ("ab", "c") and ("a", "bc") must differ
+    return h.hexdigest()[:length]

@@ -1,0 +1,58 @@
+"""The row schema of tubelet shards (DESIGN.md section 5) and of the quarantine table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from ray.data.extensions import ArrowTensorArray
+
+from data_prep.params import stable_hash
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("uri", pa.string()),
+        ("stage", pa.string()),  # "read", "decode", "clip" or "transform": where the input failed
+        ("error_type", pa.string()),  # exception class name
+        ("message", pa.string()),
+    ]
+)
+
+# Scalar columns in order; `pixels` (Ray's fixed-shape tensor type, uint8 [T, H, W, 3]) comes second.
+SCALAR_COLUMNS = {
+    "source_uri": pa.string(),
+    "clip_index": pa.int32(),
+    "start_frame": pa.int32(),  # first source frame of the clip (0 for images)
+    "frame_stride": pa.int32(),  # source frames between consecutive tubelet frames (1 for images)
+    "fps": pa.float32(),  # frame rate of the tubelet: src_fps / frame_stride (0.0 for images)
+    "orig_height": pa.int32(),  # source size before resize/crop, in display orientation
+    "orig_width": pa.int32(),
+    "split": pa.string(),  # "train" or "val"
+    "media_type": pa.string(),  # "image" or "video"
+}
+
+
+def sample_id(source_uri: str, clip_index: int, pixel_key: str) -> str:
+    return stable_hash(source_uri, str(clip_index), pixel_key, length=32)
+
+
+def split_of(relative_key: str, val_fraction: float) -> str:
+    """Split by source file, not by clip, so clips of one video never straddle train and val.
+
+    The key is the file's path relative to the corpus root, so moving or re-mounting a corpus (or adding
+    files to it) never moves an existing file between splits.
+    """
+    bucket = int(stable_hash(relative_key, "split", length=8), 16) / 16**8
+    return "val" if bucket < val_fraction else "train"
+
+
+def tubelet_table(rows: list[dict], pixels: list[np.ndarray]) -> pa.Table:
+    """Arrow table for one shard; `rows` hold the scalar columns plus sample_id, `pixels` the tubelets."""
+    arrays = {"sample_id": pa.array([r["sample_id"] for r in rows], pa.string())}
+    arrays["pixels"] = ArrowTensorArray.from_numpy(np.stack(pixels))
+    for name, typ in SCALAR_COLUMNS.items():
+        arrays[name] = pa.array([r[name] for r in rows], typ)
+    return pa.table(arrays)
+
+
+def quarantine_table(records: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA)
