@@ -1,0 +1,7 @@
+"""ViTok: Vision-Transformer visual tokenizers for images and videos, in plain PyTorch."""
+
+from .config import SIZES, ViTokConfig, check_input_shape
+from .flops import model_stats
+from .model import ViTok, ViTokOutput
+
+__all__ = ["SIZES", "ViTok", "ViTokConfig", "ViTokOutput", "check_input_shape", "model_stats"]

@@ -1,0 +1,68 @@
+"""Analytic size and compute of a ViTok configuration, in the paper's units.
+
+Parameters are counted from the real module (built on the meta device, so an L-size model costs no memory).
+Compute is multiply-accumulates (MACs) of one forward pass of one sample, x 1e-9; the paper calls these
+"GFLOPs". With L tokens, D = q*p*p*3 pixel values per token, c latent channels, and per transformer of
+width w, depth n and SwiGLU hidden h = int(2.67 w):
+
+    block       = L * (4 w^2 + 3 w h)      qkv (3 w^2) + output projection (w^2) + SwiGLU (3 w h)
+                + 2 * L^2 * w              attention scores Q K^T and the weighted sum A V
+    encoder     = L * D * w_e + n_e * block(w_e) + L * w_e * 2c
+    decoder     = L * c * w_d + n_d * block(w_d) + L * w_d * D
+
+Norms, softmax, RoPE, biases and the Gaussian sample are ignored (well under 1% here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .config import ViTokConfig, token_grid
+from .model import ViTok
+
+
+def transformer_macs(tokens: int, width: int, depth: int, mlp_ratio: float) -> int:
+    """MACs of `depth` pre-norm blocks over `tokens` tokens (see the module docstring)."""
+    hidden = int(mlp_ratio * width)
+    linear = tokens * (4 * width * width + 3 * width * hidden)
+    attention = 2 * tokens * tokens * width
+    return depth * (linear + attention)
+
+
+def forward_macs(config: ViTokConfig, tokens: int) -> tuple[int, int]:
+    """(encoder MACs, decoder MACs) of one sample with `tokens` tokens."""
+    c, d = config.channels, config.patch_dim
+    we, wd = config.encoder_width, config.decoder_width
+    encoder = tokens * d * we + transformer_macs(tokens, we, config.encoder_depth, config.mlp_ratio) + tokens * we * 2 * c
+    decoder = tokens * c * wd + transformer_macs(tokens, wd, config.decoder_depth, config.mlp_ratio) + tokens * wd * d
+    return encoder, decoder
+
+
+def _numel(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def model_stats(config: ViTokConfig, frames: int = 1, height: int = 256, width: int = 256) -> dict[str, Any]:
+    """Size, compute and compression of `config` on inputs of frames x height x width (JSON-ready)."""
+    t, h, w = token_grid(config, frames, height, width)  # raises ValueError if the input does not tile
+    tokens = t * h * w
+    with torch.device("meta"):
+        model = ViTok(config)
+    encoder_macs, decoder_macs = forward_macs(config, tokens)
+    return {
+        "name": config.name or "custom",
+        "params": _numel(model),
+        "encoder_params": _numel(model.encoder),
+        "decoder_params": _numel(model.decoder),
+        "gmacs": round((encoder_macs + decoder_macs) * 1e-9, 4),
+        "encoder_gmacs": round(encoder_macs * 1e-9, 4),
+        "decoder_gmacs": round(decoder_macs * 1e-9, 4),
+        "tokens": tokens,
+        "channels": config.channels,
+        "E": tokens * config.channels,
+        "input": [frames, height, width],
+        "patch": config.patch_size,
+        "tubelet": config.tubelet_size,
+    }
