@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -12,10 +14,16 @@ class ImageTooLarge(ValueError):
 
 def decode_image(path: str, max_pixels: int) -> np.ndarray:
     """Decode `path` to uint8 (H, W, 3) RGB, in display orientation."""
-    # PIL's own guard raises DecompressionBombError only at 2x its limit; our check below is the real one,
-    # PIL's stays as a backstop for formats whose size is only known while decoding.
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    with Image.open(path) as im:
+    # Our size check below is the guard. PIL's own (process-global MAX_IMAGE_PIXELS, which a library must not
+    # change) stays a backstop: it raises DecompressionBombError at twice its default limit.
+    try:
+        with warnings.catch_warnings():
+            # PIL's warning between 1x and 2x its limit is redundant: our check decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(str(e)) from e
+    with im:
         w, h = im.size
         if w * h > max_pixels:
             raise ImageTooLarge(f"{w}x{h} = {w * h} pixels > limit {max_pixels}")

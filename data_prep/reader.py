@@ -6,6 +6,7 @@ import json
 import os
 
 import ray
+from ray.data.expressions import col
 
 from data_prep.commit import SHARD_FOLDERS
 from data_prep.errors import DataPrepError
@@ -38,4 +39,4 @@ def read_tubelets(output_dir: str, media_type: str = "image", split: str = "trai
     if not shards:
         raise DataPrepError(f"{root}: no {media_type} shards with {split} rows")
     ds = ray.data.read_parquet([os.path.join(root, s["path"]) for s in shards])
-    return ds.filter(expr=f"split == '{split}'")
+    return ds.filter(expr=col("split") == split)

@@ -1,0 +1,141 @@
+"""The pipeline end to end on a small copy of the real sample corpus plus real broken inputs, on one Ray."""
+
+import hashlib
+import json
+import os
+import shutil
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+from data_prep import DataPrepError, build_sample_corpus, load_manifest, read_tubelets, run
+
+FRAMES, SIZE = 4, 32
+PREP = dict(frames=FRAMES, size=SIZE, fps=8.0, max_clips=2, images_per_unit=4, videos_per_unit=2)
+KEPT_IMAGES = ("astronaut.jpg", "camera.jpg", "coins.png", "horse.png", "ihc.png", "logo.png", "moon.jpg")
+KEPT_VIDEOS = ("astronaut_pan_right.mp4", "chelsea_pan_down.mp4", "coins_zoom_out.mp4", "hubble_zoom_in.mp4")
+BAD = {  # name -> (stage, error_type or None)
+    "img/empty.jpg": ("decode", "UnidentifiedImageError"),
+    "img/notes.jpg": ("decode", "UnidentifiedImageError"),
+    "video/truncated.mp4": ("decode", "VideoDecodeError"),
+    "video/short.mp4": ("clip", "VideoTooShort"),
+}
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    full = build_sample_corpus(str(tmp_path_factory.mktemp("full")))
+    root = tmp_path_factory.mktemp("corpus")
+    for sub, names in (("img", KEPT_IMAGES), ("video", KEPT_VIDEOS)):
+        os.makedirs(root / sub)
+        for n in names:
+            shutil.copy(os.path.join(full["path"], sub, n), root / sub / n)
+    (root / "img/empty.jpg").write_bytes(b"")
+    (root / "img/notes.jpg").write_text("this is a text file, not a JPEG\n")
+    data = (root / "video/astronaut_pan_right.mp4").read_bytes()
+    (root / "video/truncated.mp4").write_bytes(data[: len(data) // 2])
+    with av.open(str(root / "video/short.mp4"), mode="w") as c:  # 3 frames < 10 needed (stride 3 at 24 fps)
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k in range(3):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), k * 50, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    (root / "README.txt").write_text("not media: ignored, not counted\n")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def prepared(ray_session, corpus, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("out"))
+    totals = run(corpus, out, **PREP)
+    return out, totals
+
+
+def test_accounting_closes_and_bad_inputs_are_quarantined(prepared, corpus):
+    out, totals = prepared
+    good = len(KEPT_IMAGES) + len(KEPT_VIDEOS)
+    assert totals["inputs_seen"] == good + len(BAD) == totals["inputs_used"] + totals["inputs_quarantined"]
+    assert totals["inputs_quarantined"] == len(BAD)
+    assert totals["tubelets"] == totals["train_tubelets"] + totals["val_tubelets"]
+    q = pq.read_table(os.path.join(out, "quarantine.parquet")).to_pylist()
+    by_name = {os.path.relpath(r["uri"], corpus): r for r in q}
+    assert set(by_name) == set(BAD)
+    for name, (stage, error_type) in BAD.items():
+        assert (by_name[name]["stage"], by_name[name]["error_type"]) == (stage, error_type), by_name[name]
+        assert by_name[name]["message"]
+    manifest = load_manifest(out)
+    assert manifest["totals"] == totals and manifest["files_ignored"] == 1
+
+
+def test_shards_have_the_schema_shapes_and_checksums(prepared):
+    out, totals = prepared
+    manifest = load_manifest(out)
+    assert sum(s["rows"] for s in manifest["shards"]) == totals["tubelets"]
+    for shard in manifest["shards"]:
+        data = open(os.path.join(out, shard["path"]), "rb").read()
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+        assert shard["path"].startswith({"image": "images/", "video": "videos/"}[shard["media_type"]])
+    for media_type, t in (("image", 1), ("video", FRAMES)):
+        rows = read_tubelets(out, media_type, "train").take_all()
+        assert rows and all(r["split"] == "train" and r["media_type"] == media_type for r in rows)
+        for r in rows:
+            assert r["pixels"].shape == (t, SIZE, SIZE, 3) and r["pixels"].dtype == np.uint8
+            assert r["pixels"].std() > 0  # real picture content, not a blank
+            assert r["orig_height"] > 0 and r["orig_width"] > 0
+        if media_type == "video":
+            assert {r["frame_stride"] for r in rows} <= {2, 3, 4}  # 12/24/30 fps sources at 8 fps
+            assert all(0 < r["fps"] <= 8.0 for r in rows)
+    columns = pq.read_schema(os.path.join(out, manifest["shards"][0]["path"])).names
+    assert columns == ["sample_id", "pixels", "source_uri", "clip_index", "start_frame", "frame_stride", "fps",
+                       "orig_height", "orig_width", "split", "media_type"]  # fmt: skip
+
+
+def test_rerun_skips_every_unit_and_keeps_checksums(prepared, corpus):
+    out, totals = prepared
+    before = load_manifest(out)
+    records = {n: os.stat(os.path.join(out, "units", n)).st_mtime_ns for n in os.listdir(os.path.join(out, "units"))}
+    assert run(corpus, out, **PREP) == totals
+    after = load_manifest(out)
+    assert after["units_run"] == 0 and after["shards"] == before["shards"]
+    assert records == {n: os.stat(os.path.join(out, "units", n)).st_mtime_ns for n in records}
+
+
+def test_a_fresh_run_is_deterministic(prepared, corpus, tmp_path):
+    out, _ = prepared
+    again = str(tmp_path / "again")
+    run(corpus, again, **PREP)
+
+    def ids(d):
+        return sorted(json.dumps([r["sample_id"], r["split"]]) for r in _all_rows(d))
+
+    assert ids(again) == ids(out)
+    assert [s["sha256"] for s in load_manifest(again)["shards"]] == [s["sha256"] for s in load_manifest(out)["shards"]]
+
+
+def test_other_params_into_the_same_output_are_refused(prepared, corpus):
+    out, _ = prepared
+    with pytest.raises(DataPrepError, match="size"):
+        run(corpus, out, **{**PREP, "size": 48})
+
+
+def test_reader_errors_are_one_line(tmp_path, prepared):
+    with pytest.raises(DataPrepError, match="no manifest"):
+        read_tubelets(str(tmp_path))
+    with pytest.raises(DataPrepError, match="media_type"):
+        read_tubelets(prepared[0], media_type="audio")
+
+
+def _all_rows(out):
+    return [r for s in load_manifest(out)["shards"] for r in pq.read_table(os.path.join(out, s["path"])).drop(["pixels"]).to_pylist()]
