@@ -56,7 +56,8 @@ class ViTokConfig:
             if width % heads or (width // heads) % 2:
                 raise ValueError(f"{side} width {width} must split into {heads} heads of even size (RoPE rotates pairs)")
         if min(self.patch_size, self.tubelet_size, self.channels) < 1:
-            raise ValueError("patch_size, tubelet_size and channels must be positive")
+            sizes = f"patch_size {self.patch_size}, tubelet_size {self.tubelet_size}, channels {self.channels}"
+            raise ValueError(f"{sizes}: all must be positive")
         if self.logvar_min >= self.logvar_max:
             raise ValueError(f"logvar_min {self.logvar_min} must be below logvar_max {self.logvar_max}")
 
