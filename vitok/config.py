@@ -54,7 +54,8 @@ class ViTokConfig:
         for side in ("encoder", "decoder"):
             width, heads = getattr(self, f"{side}_width"), getattr(self, f"{side}_heads")
             if width % heads or (width // heads) % 2:
-                raise ValueError(f"{side} width {width} must split into {heads} heads of even size (RoPE rotates pairs)")
+                # RoPE rotates pairs of channels, so each head needs an even size
+                raise ValueError(f"{side} width {width} must split into {heads} heads of even size")
         if min(self.patch_size, self.tubelet_size, self.channels) < 1:
             sizes = f"patch_size {self.patch_size}, tubelet_size {self.tubelet_size}, channels {self.channels}"
             raise ValueError(f"{sizes}: all must be positive")

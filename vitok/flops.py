@@ -33,10 +33,10 @@ def transformer_macs(tokens: int, width: int, depth: int, mlp_ratio: float) -> i
 
 def forward_macs(config: ViTokConfig, tokens: int) -> tuple[int, int]:
     """(encoder MACs, decoder MACs) of one sample with `tokens` tokens."""
-    c, d = config.channels, config.patch_dim
+    c, d, ratio = config.channels, config.patch_dim, config.mlp_ratio
     we, wd = config.encoder_width, config.decoder_width
-    encoder = tokens * d * we + transformer_macs(tokens, we, config.encoder_depth, config.mlp_ratio) + tokens * we * 2 * c
-    decoder = tokens * c * wd + transformer_macs(tokens, wd, config.decoder_depth, config.mlp_ratio) + tokens * wd * d
+    encoder = tokens * d * we + transformer_macs(tokens, we, config.encoder_depth, ratio) + tokens * we * 2 * c
+    decoder = tokens * c * wd + transformer_macs(tokens, wd, config.decoder_depth, ratio) + tokens * wd * d
     return encoder, decoder
 
 

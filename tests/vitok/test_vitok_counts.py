@@ -3,10 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from vitok import ViTokConfig, model_stats
+
+REPO = Path(__file__).resolve().parents[2]  # `python -m vitok` must find the package from here
 
 # (name, frames, resolution, params in M or None, GMACs, tokens, E, GMACs tolerance)
 PAPER = [
@@ -48,7 +51,7 @@ def test_video_tokens_patch_and_tubelet():
 
 def test_cli_info_prints_json():
     done = subprocess.run(
-        [sys.executable, "-m", "vitok", "info", "S-B/16"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "vitok", "info", "S-B/16"], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
@@ -58,7 +61,9 @@ def test_cli_info_prints_json():
 
 @pytest.mark.parametrize("args,needle", [(["X-B/16"], "valid sizes"), (["S-B/16", "--resolution", "250"], "patch 16")])
 def test_cli_errors_are_one_line(args, needle):
-    done = subprocess.run([sys.executable, "-m", "vitok", "info", *args], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "vitok", "info", *args], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert done.returncode == 2
     assert needle in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""

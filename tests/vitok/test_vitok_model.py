@@ -1,5 +1,9 @@
 """Shapes, name parsing, the Gaussian bottleneck, losses, metrics, grids and checkpoints."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -24,6 +28,15 @@ def test_encode_decode_shapes(name, shape, latent):
         z = model.encode(_pixels(*shape))
         assert z.shape == latent
         assert model.decode(z).shape == shape
+
+
+def test_rmsnorm_variant_runs():
+    config = ViTokConfig.from_name("N-N/8", channels=4, norm="rmsnorm")
+    model = ViTok(config).eval()
+    with torch.no_grad():
+        assert model(_pixels(1, 1, 16, 16, 3)).z.shape == (1, 1, 2, 2, 4)
+    with pytest.raises(ValueError, match="norm must be"):
+        ViTokConfig.from_name("N-N/8", norm="batchnorm")
 
 
 def test_patchify_roundtrip():
@@ -167,9 +180,7 @@ def test_from_pretrained_errors(tmp_path):
 
 
 def test_package_import_is_light():
-    import subprocess
-    import sys
-
     code = "import sys, vitok; bad = {'ray', 'mlflow', 'deepspeed', 'boto3'} & set(sys.modules); print(sorted(bad))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=repo)
     assert done.stdout.strip() == "[]", done.stderr
