@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from data_prep.errors import DataPrepError
@@ -19,19 +20,22 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="prepare tubelet shards from a folder of images and videos",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Writes OUTPUT/manifest.json, quarantine.parquet, images/*.parquet, videos/*.parquet and "
         "units/*.json. Rerunning into the same output skips the work units already committed.",
     )
     r.add_argument("--input", required=True, help="folder of images (jpg/png/webp/...) and videos (mp4/webm/...)")
     r.add_argument("--output", required=True, help="output folder (created if missing)")
-    r.add_argument("--frames", type=int, default=DEFAULTS.frames, help="frames T per video clip")
-    r.add_argument("--size", type=int, default=DEFAULTS.size, help="output side S (short side resize + centre crop)")
-    r.add_argument("--fps", type=float, default=DEFAULTS.fps, help="target clip frame rate (frames are sampled)")
-    r.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction, help="share of files for val")
-    r.add_argument("--max-clips", type=int, default=DEFAULTS.max_clips, help="max clips per video")
-    r.add_argument("--images-per-unit", type=int, default=DEFAULTS.images_per_unit, help="images per work unit")
-    r.add_argument("--videos-per-unit", type=int, default=DEFAULTS.videos_per_unit, help="videos per work unit")
+    for flag, kind, help_text in (
+        ("--frames", int, "frames T per video clip"),
+        ("--size", int, "output side S (short side resized to S, then centre crop S x S)"),
+        ("--fps", float, "target clip frame rate (source frames are sampled, never interpolated)"),
+        ("--val-fraction", float, "share of source files (by hash of their path) for the val split"),
+        ("--max-clips", int, "max non-overlapping clips per video"),
+        ("--images-per-unit", int, "images per work unit (the grain of resume; one shard each)"),
+        ("--videos-per-unit", int, "videos per work unit"),
+    ):
+        default = getattr(DEFAULTS, flag[2:].replace("-", "_"))
+        r.add_argument(flag, type=kind, default=default, help=f"{help_text} (default: {default})")
 
     s = sub.add_parser("sample-corpus", help="build the small sample corpus (skipped when already complete)")
     s.add_argument("--output", required=True, help="folder for the corpus")
@@ -40,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         if args.command == "sample-corpus":
             from data_prep.sample_corpus import build_sample_corpus

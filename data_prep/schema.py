@@ -11,7 +11,7 @@ from data_prep.params import stable_hash
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("uri", pa.string()),
-        ("stage", pa.string()),  # "read", "decode", "clip" or "transform": where the input failed
+        ("stage", pa.string()),  # "decode", "clip" or "transform": where the input failed
         ("error_type", pa.string()),  # exception class name
         ("message", pa.string()),
     ]

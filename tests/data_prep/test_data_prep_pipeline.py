@@ -77,6 +77,11 @@ def test_accounting_closes_and_bad_inputs_are_quarantined(prepared, corpus):
         assert by_name[name]["message"]
     manifest = load_manifest(out)
     assert manifest["totals"] == totals and manifest["files_ignored"] == 1
+    records = [json.load(open(os.path.join(out, "units", n))) for n in os.listdir(os.path.join(out, "units"))]
+    # Units whose inputs were all bad (img/notes.jpg alone; video/short + truncated) commit with no shard.
+    no_shard = [r for r in records if r["shard"] is None]
+    assert len(no_shard) == 2 and all(r["stats"]["inputs_used"] == 0 for r in no_shard)
+    assert len(records) == manifest["units"] == len(manifest["shards"]) + len(no_shard)
 
 
 def test_shards_have_the_schema_shapes_and_checksums(prepared):
@@ -138,4 +143,16 @@ def test_reader_errors_are_one_line(tmp_path, prepared):
 
 
 def _all_rows(out):
-    return [r for s in load_manifest(out)["shards"] for r in pq.read_table(os.path.join(out, s["path"])).drop(["pixels"]).to_pylist()]
+    shards = load_manifest(out)["shards"]
+    return [r for s in shards for r in pq.read_table(os.path.join(out, s["path"])).drop(["pixels"]).to_pylist()]
+
+
+def test_sample_corpus_at_defaults_gives_both_splits_of_both_media(ray_session, corpus, tmp_path):
+    full = build_sample_corpus(str(tmp_path / "full"))
+    out = str(tmp_path / "out")
+    totals = run(full["path"], out)  # the defaults workflows use: frames 8, size 64, fps 8
+    assert totals["inputs_seen"] == totals["inputs_used"] == full["images"] + full["videos"]
+    for media_type, t in (("image", 1), ("video", 8)):
+        for split in ("train", "val"):
+            row = read_tubelets(out, media_type, split).take(1)[0]
+            assert row["pixels"].shape == (t, 64, 64, 3) and row["split"] == split
