@@ -38,16 +38,16 @@ def run_unit(store: LocalStore, input_root: str, unit: WorkUnit, params: PrepPar
     if existing is not None:
         return existing
     out = process_unit(input_root, unit.media_type, list(unit.uris), params)
-    shard = None
+    stats = out.stats()
+    shard = None  # stays None when every input of the unit was quarantined
     if out.rows:
-        shard = f"{SHARD_FOLDERS[unit.media_type]}/{unit.unit_id}.parquet"
+        path = f"{SHARD_FOLDERS[unit.media_type]}/{unit.unit_id}.parquet"
         buf = io.BytesIO()
         pq.write_table(tubelet_table(out.rows, out.pixels), buf)
         data = buf.getvalue()
-        store.write_atomic(shard, data)
-        stats = out.stats()
+        store.write_atomic(path, data)
         shard = {
-            "path": shard,
+            "path": path,
             "rows": len(out.rows),
             "sha256": hashlib.sha256(data).hexdigest(),
             # Per-split counts let readers skip shards without opening them.
@@ -58,9 +58,9 @@ def run_unit(store: LocalStore, input_root: str, unit: WorkUnit, params: PrepPar
         "unit_id": unit.unit_id,
         "media_type": unit.media_type,
         "inputs": list(unit.uris),
-        "shard": shard,  # None when every input of the unit was quarantined
+        "shard": shard,
         "quarantine": out.quarantine,
-        "stats": out.stats(),
+        "stats": stats,
     }
     store.write_atomic(record_path(unit.unit_id), json.dumps(record, indent=1).encode())
     return record

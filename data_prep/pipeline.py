@@ -98,11 +98,10 @@ def _fan_out(store: LocalStore, input_root: str, units: list[WorkUnit], params: 
         # or joins the cluster named by RAY_ADDRESS (e.g. under `ray job submit`).
         ray.init(include_dashboard=False)
     cpus = int(ray.available_resources().get("CPU", 1)) or 1
-    ds = ray.data.from_items(
-        [{"unit": json.dumps(u.to_row())} for u in units], override_num_blocks=len(units)
-    )
+    # One block per unit, so the units spread over the workers instead of queuing behind one another.
+    ds = ray.data.from_items([{"unit": json.dumps(u.to_row())} for u in units], override_num_blocks=len(units))
     results = ds.map_batches(
-        _UnitTask,
+        _UnitWorker,
         fn_constructor_kwargs={"output_root": store.root, "input_root": input_root, "params": params},
         batch_size=1,  # one unit per call: a unit is already the grain of work and of commit
         num_cpus=1,  # one core per worker: the decoders run single-threaded (decode_video.py)
@@ -114,7 +113,7 @@ def _fan_out(store: LocalStore, input_root: str, units: list[WorkUnit], params: 
         raise RuntimeError(f"{len(missing)} units did not report back: {missing[:3]}")
 
 
-class _UnitTask:
+class _UnitWorker:
     """Ray Data actor: processes and commits one unit per call and returns its id."""
 
     def __init__(self, output_root: str, input_root: str, params: PrepParams):

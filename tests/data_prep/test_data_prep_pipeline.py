@@ -27,6 +27,9 @@ BAD = {  # name -> (stage, error_type or None)
 
 @pytest.fixture(scope="module")
 def ray_session():
+    if ray.is_initialized():  # a session-wide fixture elsewhere owns it: share it, leave it running
+        yield
+        return
     ray.init(num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()
