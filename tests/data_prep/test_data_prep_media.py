@@ -87,3 +87,11 @@ def test_fallback_reports_every_decoder_error(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
     with pytest.raises(VideoDecodeError, match="decord: .*pyav: "):
         decode_with_fallback(str(tmp_path / "bad.mp4"), lambda d: d.probe())
+
+
+def test_pyav_takes_over_where_decord_fails(tmp_path):
+    # decord cannot measure an animated GIF's duration; PyAV reads it: a real fallback, no mock.
+    frames = [Image.new("RGB", (64, 48), (k * 20, 0, 0)) for k in range(10)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=40)
+    info, name = decode_with_fallback(str(tmp_path / "anim.gif"), lambda d: d.probe())
+    assert name == "pyav" and info.num_frames == 10 and (info.height, info.width) == (48, 64)
