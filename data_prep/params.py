@@ -18,10 +18,15 @@ class PrepParams:
     size: int = 64  # S: output side; short side resized to S then centre-cropped to S x S
     fps: float = 8.0  # target frame rate; clips take every round(src_fps / fps)-th frame
     max_clips: int = 4  # at most this many non-overlapping clips per video
-    val_fraction: float = 0.1  # share of source files (by hash of URI) that go to the "val" split
+    val_fraction: float = 0.1  # share of source files (by hash of relative path) that go to the "val" split
     images_per_unit: int = 16  # inputs per work unit: the unit is the grain of resume and of one shard
     videos_per_unit: int = 4
     max_image_pixels: int = 64_000_000  # decompression-bomb guard: larger images are quarantined
+
+    def __post_init__(self):
+        # fps=8 and fps=8.0 must hash to the same units and sample ids.
+        for name in ("fps", "val_fraction"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
     def validate(self) -> None:
         if self.frames < 1:

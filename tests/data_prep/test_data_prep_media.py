@@ -95,3 +95,14 @@ def test_pyav_takes_over_where_decord_fails(tmp_path):
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=40)
     info, name = decode_with_fallback(str(tmp_path / "anim.gif"), lambda d: d.probe())
     assert name == "pyav" and info.num_frames == 10 and (info.height, info.width) == (48, 64)
+
+
+def test_run_defaults_are_the_prep_defaults():
+    import inspect
+
+    from data_prep import run
+    from data_prep.params import PrepParams
+
+    defaults = {k: p.default for k, p in inspect.signature(run).parameters.items() if p.default is not p.empty}
+    assert defaults == {k: v for k, v in PrepParams().to_dict().items() if k != "prep_version"}
+    assert PrepParams(fps=8).pixel_key() == PrepParams(fps=8.0).pixel_key()
