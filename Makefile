@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DS_ACCELERATOR := cpu
+export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
+
+.PHONY: demo test install clean
+
+install: $(STAMP)
+
+# The pinned CPU torch goes in first: anything that asks for torch later finds it satisfied
+# instead of pulling CUDA wheels. DeepSpeed builds against that torch (no build isolation).
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet --no-build-isolation deepspeed==0.19.8
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m workflows.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) work mlruns mlflow.db
