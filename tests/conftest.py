@@ -1,0 +1,34 @@
+"""Shared fixtures: a real sample corpus and its tubelet shards, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+# DeepSpeed chooses its accelerator at import; these machines have no GPU.
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    proc = run_cli(sys.executable, "-m", "data_prep", "sample-corpus", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_shards(tmp_path_factory, sample_corpus) -> Path:
+    """The sample corpus as 32x32 tubelet shards (images 1 frame, videos 4 frames): small and quick."""
+    out = tmp_path_factory.mktemp("shards") / "shards"
+    proc = run_cli(
+        sys.executable, "-m", "data_prep", "run", "--input", str(sample_corpus), "--output", str(out),
+        "--frames", "4", "--size", "32", "--fps", "8",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

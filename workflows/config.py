@@ -1,0 +1,170 @@
+"""Typed training configuration, validated at the edge.
+
+A `TrainConfig` is built from a nested dict (a YAML sweep's `base` deep-merged with one run's overrides).
+Unknown keys, wrong types and impossible values raise `ConfigError` with one line that names the key,
+before any Ray, DeepSpeed or MLflow work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the key and the reason."""
+
+
+@dataclass
+class ModelSection:
+    variant: str = "N-N/8"  # `{Enc}-{Dec}/{q}x{p}` or `{Enc}-{Dec}/{p}`, see vitok.config
+    channels: int = 8  # c: latent channels per token; E = L x c
+
+
+@dataclass
+class DataSection:
+    shards: str = "work/shards"  # output folder of `python -m data_prep run`
+    media_type: str = "image"  # which shards to train on: "image" (T=1) or "video" (T frames)
+    shuffle_buffer: int = 64  # rows in each worker's local shuffle buffer
+    # Train splits up to this many bytes are materialised once and repeated so that one Ray Data epoch
+    # covers the whole run: on small corpora the per-epoch start-up would otherwise cost more than a step.
+    cache_max_bytes: int = 1 << 30
+
+
+@dataclass
+class OptimSection:
+    base_lr: float = 1e-4  # peak lr per 256 samples of global batch (the paper's rule: lr = base_lr x batch / 256)
+    warmup_steps: int = 10  # linear warm-up, then cosine decay to 0 at the last step
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0  # DeepSpeed `gradient_clipping` (applied after backward, inside engine.step)
+    kl_beta: float = 1e-3  # beta of the KL term (paper Eq. 1)
+    l1_weight: float = 0.0  # optional L1 reconstruction term
+
+
+@dataclass
+class TrainSection:
+    steps: int = 60  # optimiser steps
+    micro_batch_size: int = 8  # per worker, per micro-step
+    grad_accum: int = 1  # micro-steps per optimiser step
+    num_workers: int = 2  # Ray Train workers (data-parallel world size)
+    use_gpu: bool = False
+    zero_stage: int = 2  # DeepSpeed ZeRO stage 0-3
+    seed: int = 0
+    log_every: int = 10  # steps between logged metrics (losses are synced to the host only then)
+    eval_samples: int = 64  # held-out samples used for the final PSNR/SSIM
+    threads_per_worker: int = 0  # torch intra-op threads per worker; 0 = cores / workers
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.micro_batch_size * self.grad_accum * self.num_workers
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"  # run name; also the Ray Train run name and the MLflow child run name
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "TrainConfig":
+        config = _build(cls, raw, where)
+        config.validate(where)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key` -> value, the form logged as MLflow params."""
+        out: dict[str, Any] = {"name": self.name}
+        for section in ("model", "data", "optim", "train"):
+            for key, value in dataclasses.asdict(getattr(self, section)).items():
+                out[f"{section}.{key}"] = value
+        return out
+
+    @property
+    def peak_lr(self) -> float:
+        return self.optim.base_lr * self.train.global_batch_size / 256
+
+    def validate(self, where: str = "config") -> None:
+        """Checks that need no I/O. The variant and the data folder are checked by the caller."""
+        t, o = self.train, self.optim
+        checks = [
+            (self.data.media_type in ("image", "video"), "data.media_type", "must be 'image' or 'video'"),
+            (self.model.channels >= 1, "model.channels", "must be >= 1"),
+            (t.steps >= 1, "train.steps", "must be >= 1"),
+            (t.micro_batch_size >= 1, "train.micro_batch_size", "must be >= 1"),
+            (t.grad_accum >= 1, "train.grad_accum", "must be >= 1"),
+            (t.num_workers >= 1, "train.num_workers", "must be >= 1"),
+            (t.zero_stage in (0, 1, 2, 3), "train.zero_stage", "must be 0, 1, 2 or 3"),
+            (t.log_every >= 1, "train.log_every", "must be >= 1"),
+            (t.eval_samples >= 1, "train.eval_samples", "must be >= 1"),
+            (t.threads_per_worker >= 0, "train.threads_per_worker", "must be >= 0"),
+            (self.data.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0"),
+            (self.data.cache_max_bytes >= 0, "data.cache_max_bytes", "must be >= 0"),
+            (o.base_lr > 0, "optim.base_lr", "must be > 0"),
+            (0 <= o.warmup_steps < t.steps, "optim.warmup_steps", "must be in [0, train.steps)"),
+            (o.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)"),
+            (o.kl_beta >= 0 and o.l1_weight >= 0, "optim", "loss weights must be >= 0"),
+            (bool(self.name) and "/" not in self.name, "name", "must be non-empty and contain no '/'"),
+        ]
+        for ok, key, reason in checks:
+            if not ok:
+                raise ConfigError(f"{where}: {key} {reason}")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Builds dataclass `cls` from a dict, rejecting unknown keys and values of the wrong type."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(names))})")
+    values = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        path = f"{where}.{key}"
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, path)
+        else:
+            values[key] = _coerce(hint, value, path)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, (list, tuple)) and len(value) == len(args):
+            return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{where}: expected {name}, got {value!r}")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: `override` on top of `base`, merging nested mappings key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,43 @@
+"""DeepSpeed configuration: the ZeRO file from infra/deepspeed merged with the run's batch and precision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workflows.config import ConfigError, TrainConfig, deep_merge
+
+ZERO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "infra" / "deepspeed"
+
+
+def zero_config_path(stage: int) -> Path:
+    return ZERO_CONFIG_DIR / f"zero_stage{stage}.json"
+
+
+def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
+    """The dict handed to `deepspeed.initialize`.
+
+    The batch keys are derived from the run config, so DeepSpeed's own consistency check
+    (train_batch_size = micro x accum x world) holds by construction; `world_size` is the Ray
+    worker count and must agree with `train.num_workers`.
+    """
+    t = config.train
+    if world_size != t.num_workers:
+        raise ConfigError(
+            f"{config.name}: train.num_workers={t.num_workers} but Ray started {world_size} workers"
+        )
+    path = zero_config_path(t.zero_stage)
+    if not path.is_file():
+        raise ConfigError(f"{config.name}: DeepSpeed config {path} is missing")
+    base = json.loads(path.read_text())
+    run_specific = {
+        "train_micro_batch_size_per_gpu": t.micro_batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "train_batch_size": t.global_batch_size,
+        # bf16 on GPU; fp32 on CPU, where DeepSpeed's mixed-precision optimiser paths are not available.
+        "bf16": {"enabled": t.use_gpu},
+    }
+    if config.optim.grad_clip > 0:
+        run_specific["gradient_clipping"] = config.optim.grad_clip
+    return deep_merge(base, run_specific)

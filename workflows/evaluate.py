@@ -1,0 +1,46 @@
+"""Held-out evaluation: PSNR and SSIM over the val split, and a reconstruction grid for MLflow."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from vitok.metrics import psnr, ssim
+from vitok.visualize import reconstruction_grid
+
+
+def pixels_to_model_input(pixels: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) from the shards -> float (B, T, H, W, 3) in [-1, 1], the model's layout."""
+    return pixels.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+
+@torch.no_grad()
+def evaluate(
+    reconstruct: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[torch.Tensor],
+    max_samples: int,
+    device: torch.device | str = "cpu",
+) -> tuple[dict[str, float], np.ndarray | None]:
+    """Mean PSNR/SSIM of `reconstruct` (deterministic: the posterior mean) over up to `max_samples`.
+
+    Every rank must call this with the same batches when the model is ZeRO-3 partitioned, because each
+    forward gathers parameters collectively; only rank 0 needs the result.
+    Returns the metrics (`eval_psnr`, `eval_ssim`, `eval_samples`) and a grid of the first batch.
+    """
+    seen, psnr_sum, ssim_sum, grid = 0, 0.0, 0.0, None
+    for pixels in batches:
+        if seen >= max_samples:
+            break
+        x = pixels_to_model_input(pixels[: max_samples - seen], device)
+        recon = reconstruct(x).float().clamp(-1, 1)
+        n = x.shape[0]
+        psnr_sum += psnr(recon, x) * n
+        ssim_sum += ssim(recon, x) * n
+        if grid is None:
+            grid = reconstruction_grid(x, recon)
+        seen += n
+    if seen == 0:
+        return {"eval_samples": 0.0}, None
+    return {"eval_psnr": psnr_sum / seen, "eval_ssim": ssim_sum / seen, "eval_samples": float(seen)}, grid
