@@ -7,10 +7,8 @@ import json
 import logging
 import sys
 
+from data_prep.cli import add_run_arguments, run_kwargs
 from data_prep.errors import DataPrepError
-from data_prep.params import PrepParams
-
-DEFAULTS = PrepParams()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,23 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "run",
-        help="prepare tubelet shards from a folder of images and videos",
+        help="prepare tubelet shards from images and videos in a folder or S3",
         description="Writes OUTPUT/manifest.json, quarantine.parquet, images/*.parquet, videos/*.parquet and "
         "units/*.json. Rerunning into the same output skips the work units already committed.",
     )
-    r.add_argument("--input", required=True, help="folder of images (jpg/png/webp/...) and videos (mp4/webm/...)")
-    r.add_argument("--output", required=True, help="output folder (created if missing)")
-    for flag, kind, help_text in (
-        ("--frames", int, "frames T per video clip"),
-        ("--size", int, "output side S (short side resized to S, then centre crop S x S)"),
-        ("--fps", float, "target clip frame rate (source frames are sampled, never interpolated)"),
-        ("--val-fraction", float, "share of source files (by hash of their path) for the val split"),
-        ("--max-clips", int, "max non-overlapping clips per video"),
-        ("--images-per-unit", int, "images per work unit (the grain of resume; one shard each)"),
-        ("--videos-per-unit", int, "videos per work unit"),
-    ):
-        default = getattr(DEFAULTS, flag[2:].replace("-", "_"))
-        r.add_argument(flag, type=kind, default=default, help=f"{help_text} (default: {default})")
+    add_run_arguments(r)
 
     s = sub.add_parser("sample-corpus", help="build the small sample corpus (skipped when already complete)")
     s.add_argument("--output", required=True, help="folder for the corpus")
@@ -53,17 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from data_prep.pipeline import run
 
-            result = run(
-                args.input,
-                args.output,
-                frames=args.frames,
-                size=args.size,
-                fps=args.fps,
-                val_fraction=args.val_fraction,
-                max_clips=args.max_clips,
-                images_per_unit=args.images_per_unit,
-                videos_per_unit=args.videos_per_unit,
-            )
+            result = run(args.input, args.output, **run_kwargs(args))
     except DataPrepError as e:
         print(f"data_prep: error: {e}", file=sys.stderr)
         return 2

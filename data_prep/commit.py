@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 
 from data_prep.params import PrepParams
 from data_prep.process import process_unit
+from data_prep.s3 import S3Settings
 from data_prep.schema import tubelet_table
-from data_prep.storage import LocalStore
+from data_prep.storage import Store
 from data_prep.units import WorkUnit
 
 SHARD_FOLDERS = {"image": "images", "video": "videos"}
@@ -26,18 +27,18 @@ def record_path(unit_id: str) -> str:
     return f"units/{unit_id}.json"
 
 
-def read_record(store: LocalStore, unit_id: str) -> dict | None:
+def read_record(store: Store, unit_id: str) -> dict | None:
     if not store.exists(record_path(unit_id)):
         return None
     return json.loads(store.read_bytes(record_path(unit_id)))
 
 
-def run_unit(store: LocalStore, input_root: str, unit: WorkUnit, params: PrepParams) -> dict:
+def run_unit(store: Store, input_root: str, unit: WorkUnit, params: PrepParams, settings: S3Settings) -> dict:
     """Process and commit `unit` unless already committed; return its record."""
     existing = read_record(store, unit.unit_id)
     if existing is not None:
         return existing
-    out = process_unit(input_root, unit.media_type, list(unit.uris), params)
+    out = process_unit(input_root, unit, params, settings)
     stats = out.stats()
     shard = None  # stays None when every input of the unit was quarantined
     if out.rows:
@@ -50,6 +51,7 @@ def run_unit(store: LocalStore, input_root: str, unit: WorkUnit, params: PrepPar
             "path": path,
             "rows": len(out.rows),
             "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
             # Per-split counts let readers skip shards without opening them.
             "train_rows": stats["train_tubelets"],
             "val_rows": stats["val_tubelets"],
@@ -58,6 +60,8 @@ def run_unit(store: LocalStore, input_root: str, unit: WorkUnit, params: PrepPar
         "unit_id": unit.unit_id,
         "media_type": unit.media_type,
         "inputs": list(unit.uris),
+        # Each member's fingerprint: later runs reuse it instead of rereading the file (fingerprint.py).
+        "members": [{k: m[k] for k in ("uri", "size", "version", "sha256", "sniffed", "error")} for m in unit.members],
         "shard": shard,
         "quarantine": out.quarantine,
         "stats": stats,

@@ -9,7 +9,8 @@ import json
 from data_prep.errors import DataPrepError
 
 # Bumped when the way pixels are produced changes, so old shards never mix with new ones.
-PREP_VERSION = 1
+PREP_VERSION = 2
+CROPS = ("center", "random")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +18,9 @@ class PrepParams:
     frames: int = 8  # T: frames per video clip (images are always 1-frame tubelets)
     size: int = 64  # S: output side; short side resized to S then centre-cropped to S x S
     fps: float = 8.0  # target frame rate; clips take every round(src_fps / fps)-th frame
-    max_clips: int = 4  # at most this many non-overlapping clips per video
+    max_clips: int = 4  # at most this many clips per video, spread evenly over it
+    clip_stride: int = 0  # source frames from one clip's start to the next; 0: back to back (no overlap)
+    crop: str = "center"  # "center", or "random": a square anywhere along the long side, seeded per sample
     val_fraction: float = 0.1  # share of source files (by hash of relative path) that go to the "val" split
     images_per_unit: int = 16  # inputs per work unit: the unit is the grain of resume and of one shard
     videos_per_unit: int = 4
@@ -37,6 +40,10 @@ class PrepParams:
             raise DataPrepError(f"--fps must be > 0, got {self.fps}")
         if self.max_clips < 1:
             raise DataPrepError(f"--max-clips must be >= 1, got {self.max_clips}")
+        if self.clip_stride < 0:
+            raise DataPrepError(f"--clip-stride must be >= 0, got {self.clip_stride}")
+        if self.crop not in CROPS:
+            raise DataPrepError(f"--crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise DataPrepError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.images_per_unit < 1 or self.videos_per_unit < 1:

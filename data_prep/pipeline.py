@@ -1,8 +1,17 @@
-"""run(): list the corpus, cut it into work units, fan the units out over Ray Data, derive the manifest.
+"""run(): list the corpus, fingerprint it, cut it into work units, fan the units out over Ray Data, derive
+the manifest.
 
 Exactly-once comes from the units (see units.py and commit.py): each unit commits its shard and record
 atomically, a rerun skips committed units, and the manifest is rebuilt from the records at the end. A crash
 therefore costs at most the units that were in flight.
+
+Two ways to rerun into an existing output:
+- default: the units are laid over today's whole listing, so the output is exactly what a fresh run on
+  today's corpus gives. Unchanged listing: every unit is skipped. Changed listing: units whose members
+  changed are redone (units are consecutive runs of sorted URIs, so an added file re-cuts the units after
+  it); records and shards of units no longer named stay in the output but leave the manifest.
+- incremental: the units of the previous manifest are kept as they are, and only inputs none of them holds
+  form new units, appended to the manifest. Inputs with bytes an earlier unit used are duplicates.
 """
 
 from __future__ import annotations
@@ -10,16 +19,16 @@ from __future__ import annotations
 import json
 import logging
 
-import numpy as np
-import ray
-
-from data_prep.commit import read_record, record_path, run_unit
+from data_prep import s3
+from data_prep.commit import read_record, record_path
 from data_prep.errors import DataPrepError
-from data_prep.manifest import write_manifest
+from data_prep.fan_out import fan_out
+from data_prep.fingerprint import Fingerprint, fingerprint_all
+from data_prep.manifest import MANIFEST, write_manifest
 from data_prep.params import PrepParams
-from data_prep.sources import check_input, list_inputs
-from data_prep.storage import LocalStore, check_output
-from data_prep.units import WorkUnit, make_units
+from data_prep.sources import Selection, check_input, list_candidates
+from data_prep.storage import Store, check_output
+from data_prep.units import plan_units
 
 log = logging.getLogger(__name__)
 PARAMS_FILE = "params.json"
@@ -31,54 +40,111 @@ def run(
     frames: int = 8,
     size: int = 64,
     fps: float = 8.0,
-    val_fraction: float = 0.1,
     max_clips: int = 4,
+    clip_stride: int = 0,
+    crop: str = "center",
+    val_fraction: float = 0.1,
     images_per_unit: int = 16,
     videos_per_unit: int = 4,
     max_image_pixels: int = 64_000_000,
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    incremental: bool = False,
+    s3_endpoint_url: str | None = None,
+    s3_region: str | None = None,
 ) -> dict:
     """Prepare tubelet shards from the images and videos under `input` into `output`; return the totals.
 
-    Raises DataPrepError (before any work) when the input is missing or empty, the output is not a
-    writable folder, a parameter is out of range, or the output was prepared with other parameters.
+    `input` and `output` are local folders or s3://bucket/prefix. Raises DataPrepError (before any work)
+    when the input cannot be listed or holds no candidates, the output is not writable, a parameter is out
+    of range, or the output was prepared with other parameters.
     """
     params = PrepParams(
         frames=frames,
         size=size,
         fps=fps,
-        val_fraction=val_fraction,
         max_clips=max_clips,
+        clip_stride=clip_stride,
+        crop=crop,
+        val_fraction=val_fraction,
         images_per_unit=images_per_unit,
         videos_per_unit=videos_per_unit,
         max_image_pixels=max_image_pixels,
     )
     params.validate()
-    root = check_input(input)
-    listing = list_inputs(root)
-    if not listing.inputs:
-        kind = f"{listing.ignored} files, none an image or video" if listing.ignored else "no files"
-        raise DataPrepError(f"input {root}: {kind}")
-    store = check_output(output)
+    settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
+    selection = Selection(include=tuple(include), exclude=tuple(exclude))
+    root = check_input(input, settings)
+    candidates, passed_over = list_candidates(root, selection, settings)
+    if not candidates:
+        kind = f"{passed_over} files, none an image or video" if passed_over else "no files"
+        raise DataPrepError(f"input {root}: {kind} (after --include/--exclude)")
+    store = check_output(output, settings)
     _claim_params(store, params)
 
-    units = make_units(listing.inputs, params)
-    todo = [u for u in units if not store.exists(record_path(u.unit_id))]
-    log.info("%d inputs in %d units, %d to do", len(listing.inputs), len(units), len(todo))
-    if todo:
-        _fan_out(store, root, todo, params)
+    committed = [json.loads(store.read_bytes(p)) for p in store.list("units", ".json")]
+    base = _incremental_base(store, committed) if incremental else []
+    taken = {uri for r in base for uri in r["inputs"]}
+    files = [f for f in candidates if f.uri not in taken]
+    cache = {
+        (m["uri"], m["size"], m["version"]): Fingerprint(m["sha256"], m["sniffed"], m["error"])
+        for r in committed
+        for m in r.get("members", [])
+    }
+    fingerprints = fingerprint_all(files, settings, cache)
+    plan = plan_units(files, fingerprints, params, known=_used_hashes(base))
 
-    records = []
-    for u in units:
+    todo = [u for u in plan.units if not store.exists(record_path(u.unit_id))]
+    log.info(
+        "%d candidates, %d already in the output, %d in %d new units, %d to do",
+        len(candidates), len(taken), len(files) - plan.ignored, len(plan.units), len(todo),
+    )  # fmt: skip
+    if todo:
+        fan_out(store.root, root, todo, params, settings)
+
+    records = list(base)
+    for u in plan.units:
         record = read_record(store, u.unit_id)
         if record is None:
             raise RuntimeError(f"unit {u.unit_id} finished without a commit record in {store.root}/units")
         records.append(record)
-    extra = {"input": root, "files_ignored": listing.ignored, "units_run": len(todo)}
+    extra = {
+        "input": root,
+        "selection": {"include": list(selection.include), "exclude": list(selection.exclude)},
+        "incremental": incremental,
+        "files_ignored": passed_over + plan.ignored,
+        "units_run": len(todo),
+        "inputs_run": sum(len(u.members) for u in todo),
+    }
     manifest = write_manifest(store, params.to_dict(), records, extra)
     return manifest["totals"]
 
 
-def _claim_params(store: LocalStore, params: PrepParams) -> None:
+def _incremental_base(store: Store, committed: list[dict]) -> list[dict]:
+    """The records the previous manifest names (none when there is no manifest yet: a first run)."""
+    if not store.exists(MANIFEST):
+        return []
+    by_id = {r["unit_id"]: r for r in committed}
+    ids = json.loads(store.read_bytes(MANIFEST))["unit_ids"]
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise DataPrepError(f"output {store.root}: manifest names {len(missing)} missing unit records ({missing[0]})")
+    return [by_id[i] for i in ids]
+
+
+def _used_hashes(records: list[dict]) -> dict[str, str]:
+    """Content hash -> URI for every input an earlier unit turned into tubelets."""
+    out = {}
+    for r in records:
+        bad = {q["uri"] for q in r["quarantine"]}
+        for m in r.get("members", []):
+            if m["uri"] not in bad and m["sha256"]:
+                out.setdefault(m["sha256"], m["uri"])
+    return out
+
+
+def _claim_params(store: Store, params: PrepParams) -> None:
     """Record the parameters on first use; refuse to mix shards of other parameters into one output."""
     wanted = params.to_dict()
     if store.exists(PARAMS_FILE):
@@ -90,41 +156,3 @@ def _claim_params(store: LocalStore, params: PrepParams) -> None:
             )
         return
     store.write_atomic(PARAMS_FILE, json.dumps(wanted, indent=1).encode())
-
-
-def _fan_out(store: LocalStore, input_root: str, units: list[WorkUnit], params: PrepParams) -> None:
-    if not ray.is_initialized():
-        # Workflows may have started (or connected to) Ray already; otherwise this starts a local one,
-        # or joins the cluster named by RAY_ADDRESS (e.g. under `ray job submit`).
-        ray.init(include_dashboard=False)
-    cpus = int(ray.available_resources().get("CPU", 1)) or 1
-    # One block per unit, so the units spread over the workers instead of queuing behind one another.
-    ds = ray.data.from_items([{"unit": json.dumps(u.to_row())} for u in units], override_num_blocks=len(units))
-    results = ds.map_batches(
-        _UnitWorker,
-        fn_constructor_kwargs={"output_root": store.root, "input_root": input_root, "params": params},
-        batch_size=1,  # one unit per call: a unit is already the grain of work and of commit
-        num_cpus=1,  # one core per worker: the decoders run single-threaded (decode_video.py)
-        compute=ray.data.ActorPoolStrategy(size=max(1, min(cpus, len(units)))),
-    ).take_all()
-    done = {r["unit_id"] for r in results}
-    missing = [u.unit_id for u in units if u.unit_id not in done]
-    if missing:
-        raise RuntimeError(f"{len(missing)} units did not report back: {missing[:3]}")
-
-
-class _UnitWorker:
-    """Ray Data actor: processes and commits one unit per call and returns its id."""
-
-    def __init__(self, output_root: str, input_root: str, params: PrepParams):
-        self.store = LocalStore(output_root)
-        self.input_root = input_root
-        self.params = params
-
-    def __call__(self, batch: dict) -> dict:
-        ids = []
-        for raw in batch["unit"]:
-            u = json.loads(raw)
-            unit = WorkUnit(unit_id=u["unit_id"], media_type=u["media_type"], uris=tuple(u["uris"]))
-            ids.append(run_unit(self.store, self.input_root, unit, self.params)["unit_id"])
-        return {"unit_id": np.array(ids, dtype=object)}

@@ -1,4 +1,8 @@
-"""Reading prepared shards back: the manifest, and the tubelets of one media type and split as a Dataset."""
+"""Reading prepared shards back: the manifest, and the tubelets of one media type and split as a Dataset.
+
+Outputs on S3 are read through a pyarrow S3FileSystem on the same endpoint as the writer (flags, or
+AWS_ENDPOINT_URL), with credentials from the default AWS chain in each Ray worker.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,35 @@ import os
 import ray
 from ray.data.expressions import col
 
+from data_prep import s3
 from data_prep.commit import SHARD_FOLDERS
 from data_prep.errors import DataPrepError
 from data_prep.manifest import MANIFEST
+from data_prep.storage import open_store
 
 
-def load_manifest(output_dir: str) -> dict:
-    path = os.path.join(os.path.abspath(output_dir), MANIFEST)
+def load_manifest(output_dir: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> dict:
+    settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
+    root = output_dir if s3.is_s3(output_dir) else os.path.abspath(output_dir)
+    store = open_store(root, settings)
+    where = store.uri(MANIFEST)
     try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DataPrepError(f"{path}: no manifest (run `python -m data_prep run` first)") from None
-    except (OSError, ValueError) as e:
-        raise DataPrepError(f"{path}: unreadable manifest ({e})") from None
+        if not store.exists(MANIFEST):
+            raise DataPrepError(f"{where}: no manifest (run `python -m data_prep run` first)")
+        return json.loads(store.read_bytes(MANIFEST))
+    except DataPrepError:
+        raise
+    except Exception as e:  # noqa: BLE001 - I/O, S3 and JSON errors all mean "unreadable"
+        raise DataPrepError(f"{where}: unreadable manifest ({' '.join(str(e).split())[:300]})") from None
 
 
-def read_tubelets(output_dir: str, media_type: str = "image", split: str = "train") -> ray.data.Dataset:
+def read_tubelets(
+    output_dir: str,
+    media_type: str = "image",
+    split: str = "train",
+    s3_endpoint_url: str | None = None,
+    s3_region: str | None = None,
+) -> ray.data.Dataset:
     """Rows of the shards named in the manifest: `pixels` is uint8 (T, H, W, 3), one split only.
 
     Only the shards the manifest lists are read, so orphans from an interrupted run are never seen.
@@ -33,10 +49,17 @@ def read_tubelets(output_dir: str, media_type: str = "image", split: str = "trai
         raise DataPrepError(f"media_type {media_type!r}: expected one of {sorted(SHARD_FOLDERS)}")
     if split not in ("train", "val"):
         raise DataPrepError(f"split {split!r}: expected 'train' or 'val'")
-    root = os.path.abspath(output_dir)
-    manifest = load_manifest(root)
+    settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
+    manifest = load_manifest(output_dir, s3_endpoint_url, s3_region)
+    root = output_dir.rstrip("/") if s3.is_s3(output_dir) else os.path.abspath(output_dir)
     shards = [s for s in manifest["shards"] if s["media_type"] == media_type and s[f"{split}_rows"] > 0]
     if not shards:
         raise DataPrepError(f"{root}: no {media_type} shards with {split} rows")
-    ds = ray.data.read_parquet([os.path.join(root, s["path"]) for s in shards])
+    store = open_store(root, settings)
+    if s3.is_s3(root):
+        # pyarrow paths on S3 are "bucket/key", without the scheme.
+        paths = [store.uri(s["path"])[len("s3://") :] for s in shards]
+        ds = ray.data.read_parquet(paths, filesystem=s3.pyarrow_filesystem(settings))
+    else:
+        ds = ray.data.read_parquet([store.uri(s["path"]) for s in shards])
     return ds.filter(expr=col("split") == split)

@@ -1,17 +1,22 @@
-"""Listing a corpus: which files are inputs, of which media type, in a deterministic order.
+"""Listing a corpus (a local folder, recursively, or s3://bucket/prefix) in a deterministic order.
 
-Only local folders are read today. An input is named by its URI (an absolute local path); everything
-downstream (unit ids, sample ids, splits) hashes that string, so a source for another scheme only has to
-produce URIs and a way to open them (`local_path`).
+An input is named by its URI: an absolute local path or s3://bucket/key. Everything downstream (unit ids,
+sample ids, splits) hashes that string. Which files are candidates is decided here by name (media
+extensions, --include / --exclude globs on the path relative to the root); which media type a candidate is
+gets decided later by its content (sniff.py), when fingerprint.py reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
+from data_prep import s3
 from data_prep.errors import DataPrepError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -21,14 +26,24 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v"})
 @dataclasses.dataclass(frozen=True)
 class InputFile:
     uri: str
-    media_type: str  # "image" or "video"
-    size: int  # bytes
+    size: int  # bytes; -1 when the file could not be stat-ed (it is still an input and will be quarantined)
+    version: str  # changes when the content may have: mtime_ns locally, the ETag on S3
+    named_media: str | None  # the media type its extension promises, None when only a glob selected it
 
 
 @dataclasses.dataclass(frozen=True)
-class Listing:
-    inputs: list[InputFile]
-    ignored: int  # files seen that are not images or videos (by extension); not counted as inputs
+class Selection:
+    include: tuple[str, ...] = ()  # globs on the relative path; a match makes any file a candidate
+    exclude: tuple[str, ...] = ()  # globs on the relative path; a match drops the file
+
+    def pick(self, rel: str) -> tuple[bool, str | None]:
+        """(is a candidate, media type by extension) for the relative path `rel`."""
+        named = media_type_of(rel)
+        if any(fnmatch.fnmatchcase(rel, g) for g in self.exclude):
+            return False, named
+        if self.include:
+            return any(fnmatch.fnmatchcase(rel, g) for g in self.include), named
+        return named is not None, named
 
 
 def media_type_of(name: str) -> str | None:
@@ -40,10 +55,17 @@ def media_type_of(name: str) -> str | None:
     return None
 
 
-def check_input(input_uri: str) -> str:
-    """Return the input root as an absolute path, or raise DataPrepError saying why it cannot be read."""
+def check_input(input_uri: str, settings: s3.S3Settings) -> str:
+    """Return the input root (absolute path or normalised s3:// URI), or raise DataPrepError saying why."""
+    if s3.is_s3(input_uri):
+        bucket, prefix = s3.split_uri(input_uri)
+        try:
+            s3.client(settings).list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except Exception as e:  # noqa: BLE001 - auth, DNS, missing bucket: all mean "cannot list"
+            raise DataPrepError(f"input s3://{bucket}/{prefix}: cannot list ({' '.join(str(e).split())[:300]})") from None
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
     if "://" in input_uri:
-        raise DataPrepError(f"input {input_uri}: unsupported URI scheme (local folders only)")
+        raise DataPrepError(f"input {input_uri}: unsupported URI scheme (local folders and s3:// only)")
     path = os.path.abspath(input_uri)
     if not os.path.exists(path):
         raise DataPrepError(f"input {path}: no such folder")
@@ -54,35 +76,85 @@ def check_input(input_uri: str) -> str:
     return path
 
 
-def list_inputs(root: str) -> Listing:
-    """All image/video files under `root`, sorted by URI; hidden files and folders are skipped."""
-    inputs: list[InputFile] = []
-    ignored = 0
+def list_candidates(root: str, selection: Selection, settings: s3.S3Settings) -> tuple[list[InputFile], int]:
+    """(candidates sorted by URI, number of files passed over); hidden files and folders are skipped."""
+    found = _list_s3(root, settings) if s3.is_s3(root) else _list_local(root)
+    candidates, passed_over = [], 0
+    for uri, size, version in found:
+        rel = relative_key(root, uri)
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        ok, named = selection.pick(rel)
+        if ok:
+            candidates.append(InputFile(uri=uri, size=size, version=version, named_media=named))
+        else:
+            passed_over += 1
+    candidates.sort(key=lambda f: f.uri)
+    return candidates, passed_over
+
+
+def _list_local(root: str) -> Iterator[tuple[str, int, str]]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if name.startswith("."):
-                continue
             path = os.path.join(dirpath, name)
-            mt = media_type_of(name)
-            if mt is None:
-                ignored += 1
-                continue
             try:
-                size = os.stat(path).st_size
+                st = os.stat(path)
+                yield path, st.st_size, str(st.st_mtime_ns)
             except OSError:
-                size = -1  # vanished or unreadable: it is still an input, and decode will quarantine it
-            inputs.append(InputFile(uri=path, media_type=mt, size=size))
-    inputs.sort(key=lambda f: f.uri)
-    return Listing(inputs=inputs, ignored=ignored)
+                yield path, -1, "unreadable"  # dangling link or vanished: read fails later, and is quarantined
+
+
+def _list_s3(root: str, settings: s3.S3Settings) -> Iterator[tuple[str, int, str]]:
+    bucket, prefix = s3.split_uri(root)
+    pages = s3.client(settings).get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""
+    )
+    for page in pages:
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/"):  # "folder" placeholder objects
+                yield f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"')
 
 
 def relative_key(root: str, uri: str) -> str:
     """The input's path inside its corpus: what splits hash, so a corpus keeps its split wherever it lives."""
+    if s3.is_s3(root):
+        return uri[len(root) :].lstrip("/")
     return os.path.relpath(uri, root).replace(os.sep, "/")
 
 
+def read_head(uri: str, settings: s3.S3Settings, n: int) -> bytes:
+    if s3.is_s3(uri):
+        bucket, key = s3.split_uri(uri)
+        return s3.client(settings).get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{n - 1}")["Body"].read()
+    with open(uri, "rb") as f:
+        return f.read(n)
+
+
+def iter_chunks(uri: str, settings: s3.S3Settings, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The input's bytes in chunks (streamed: memory stays bounded by `chunk` for any file size)."""
+    if s3.is_s3(uri):
+        bucket, key = s3.split_uri(uri)
+        yield from s3.client(settings).get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(chunk)
+        return
+    with open(uri, "rb") as f:
+        while block := f.read(chunk):
+            yield block
+
+
 @contextlib.contextmanager
-def local_path(uri: str) -> Iterator[str]:
-    """A local file path for `uri`, valid inside the `with` block (decoders need a path or a file)."""
-    yield uri
+def local_path(uri: str, settings: s3.S3Settings) -> Iterator[str]:
+    """A local file path for `uri`, valid inside the `with` block (decoders need a seekable file).
+
+    S3 objects are downloaded to a temp file that keeps the key's extension (some demuxers use it as a
+    hint) and is deleted on exit.
+    """
+    if not s3.is_s3(uri):
+        yield uri
+        return
+    bucket, key = s3.split_uri(uri)
+    with tempfile.NamedTemporaryFile(suffix=os.path.splitext(key)[1]) as tmp:
+        body = s3.client(settings).get_object(Bucket=bucket, Key=key)["Body"]
+        shutil.copyfileobj(body, tmp, 1 << 20)
+        tmp.flush()
+        yield tmp.name

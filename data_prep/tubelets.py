@@ -1,4 +1,4 @@
-"""From decoded frames to tubelets: frame-rate resampling, clip sampling, resize + centre crop."""
+"""From decoded frames to tubelets: frame-rate resampling, clip sampling, resize + crop (centre or seeded)."""
 
 from __future__ import annotations
 
@@ -23,17 +23,21 @@ class ClipPlan:
         return list(range(s, s + frames * self.stride, self.stride))
 
 
-def plan_clips(num_frames: int, src_fps: float, frames: int, target_fps: float, max_clips: int) -> ClipPlan:
-    """Non-overlapping clips of `frames` frames at ~`target_fps`, at most `max_clips`, spread over the video.
+def plan_clips(
+    num_frames: int, src_fps: float, frames: int, target_fps: float, max_clips: int, clip_stride: int = 0
+) -> ClipPlan:
+    """Clips of `frames` frames at ~`target_fps`, at most `max_clips`, spread over the video.
 
     The stride is the integer nearest src_fps / target_fps (at least 1): frames are sampled, never
-    interpolated, so a 30 fps source at target 8 fps gives stride 4 and clips at 7.5 fps.
+    interpolated, so a 30 fps source at target 8 fps gives stride 4 and clips at 7.5 fps. Clip starts are
+    `clip_stride` source frames apart (0: one clip span, so clips are back to back and never overlap).
     """
     stride = max(1, round(src_fps / target_fps)) if src_fps > 0 else 1
     span = (frames - 1) * stride + 1  # source frames one clip covers
     if num_frames < span:
         raise VideoTooShort(f"{num_frames} frames < {span} needed for {frames} frames at stride {stride}")
-    candidates = list(range(0, num_frames - span + 1, frames * stride))
+    step = clip_stride or frames * stride
+    candidates = list(range(0, num_frames - span + 1, step))
     if len(candidates) > max_clips:
         # Evenly spaced picks rather than the first N: clips from the whole video are more diverse.
         last = len(candidates) - 1
@@ -43,18 +47,21 @@ def plan_clips(num_frames: int, src_fps: float, frames: int, target_fps: float, 
     return ClipPlan(stride=stride, fps=fps, starts=tuple(candidates))
 
 
-def resize_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (H, W, 3) -> (size, size, 3): short side to `size` (bicubic, antialiased), then centre crop."""
+def resize_center_crop(frame: np.ndarray, size: int, anchor: float = 0.5) -> np.ndarray:
+    """uint8 (H, W, 3) -> (size, size, 3): short side to `size` (bicubic, antialiased), then a square crop.
+
+    `anchor` in [0, 1] places the square along the long side: 0.5 is the centre crop, 0 the top/left edge.
+    """
     h, w = frame.shape[:2]
     scale = size / min(h, w)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
     im = Image.fromarray(frame)
     if (new_w, new_h) != (w, h):
         im = im.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
+    left, top = int(anchor * (new_w - size)), int(anchor * (new_h - size))  # floor: 0.5 is the old centre
     return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def to_tubelet(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) -> (T, size, size, 3) uint8."""
-    return np.stack([resize_center_crop(f, size) for f in frames])
+def to_tubelet(frames: np.ndarray, size: int, anchor: float = 0.5) -> np.ndarray:
+    """(T, H, W, 3) -> (T, size, size, 3) uint8; one crop for all frames, so motion is not distorted."""
+    return np.stack([resize_center_crop(f, size, anchor) for f in frames])

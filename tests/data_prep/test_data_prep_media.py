@@ -103,6 +103,7 @@ def test_run_defaults_are_the_prep_defaults():
     from data_prep import run
     from data_prep.params import PrepParams
 
-    defaults = {k: p.default for k, p in inspect.signature(run).parameters.items() if p.default is not p.empty}
+    params = inspect.signature(run).parameters.values()
+    defaults = {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty}
     assert defaults == {k: v for k, v in PrepParams().to_dict().items() if k != "prep_version"}
     assert PrepParams(fps=8).pixel_key() == PrepParams(fps=8.0).pixel_key()

@@ -12,19 +12,12 @@ import pytest
 import ray
 
 from data_prep import DataPrepError, build_sample_corpus, load_manifest, read_tubelets, run
+from tests.data_prep.bad_media import BAD, DISGUISED, add_bad_media
 
 FRAMES, SIZE = 4, 32
 PREP = dict(frames=FRAMES, size=SIZE, fps=8.0, max_clips=2, images_per_unit=4, videos_per_unit=2)
 KEPT_IMAGES = ("astronaut.jpg", "camera.jpg", "coins.png", "horse.png", "ihc.png", "logo.png", "moon.jpg")
 KEPT_VIDEOS = ("astronaut_pan_right.mp4", "chelsea_pan_down.mp4", "coins_zoom_out.mp4", "hubble_zoom_in.mp4")
-BAD = {  # name -> (stage, error_type or None)
-    "img/empty.jpg": ("decode", "UnidentifiedImageError"),
-    "img/notes.jpg": ("decode", "UnidentifiedImageError"),
-    "video/truncated.mp4": ("decode", "VideoDecodeError"),
-    "video/short.mp4": ("clip", "VideoTooShort"),
-}
-
-
 @pytest.fixture(scope="module")
 def ray_session():
     if ray.is_initialized():  # a session-wide fixture elsewhere owns it: share it, leave it running
@@ -43,18 +36,7 @@ def corpus(tmp_path_factory):
         os.makedirs(root / sub)
         for n in names:
             shutil.copy(os.path.join(full["path"], sub, n), root / sub / n)
-    (root / "img/empty.jpg").write_bytes(b"")
-    (root / "img/notes.jpg").write_text("this is a text file, not a JPEG\n")
-    data = (root / "video/astronaut_pan_right.mp4").read_bytes()
-    (root / "video/truncated.mp4").write_bytes(data[: len(data) // 2])
-    with av.open(str(root / "video/short.mp4"), mode="w") as c:  # 3 frames < 10 needed (stride 3 at 24 fps)
-        s = c.add_stream("libx264", rate=24)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for k in range(3):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), k * 50, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    add_bad_media(root, root / "video/astronaut_pan_right.mp4", root / "img/astronaut.jpg")
     (root / "README.txt").write_text("not media: ignored, not counted\n")
     return str(root)
 
@@ -68,7 +50,8 @@ def prepared(ray_session, corpus, tmp_path_factory):
 
 def test_accounting_closes_and_bad_inputs_are_quarantined(prepared, corpus):
     out, totals = prepared
-    good = len(KEPT_IMAGES) + len(KEPT_VIDEOS)
+    good = len(KEPT_IMAGES) + len(KEPT_VIDEOS) + len(DISGUISED)
+    assert len(BAD) >= 10
     assert totals["inputs_seen"] == good + len(BAD) == totals["inputs_used"] + totals["inputs_quarantined"]
     assert totals["inputs_quarantined"] == len(BAD)
     assert totals["tubelets"] == totals["train_tubelets"] + totals["val_tubelets"]
@@ -80,11 +63,23 @@ def test_accounting_closes_and_bad_inputs_are_quarantined(prepared, corpus):
         assert by_name[name]["message"]
     manifest = load_manifest(out)
     assert manifest["totals"] == totals and manifest["files_ignored"] == 1
+    reasons = {f"{stage}/{error_type}" for stage, error_type in BAD.values()}
+    assert set(manifest["quarantined_by_reason"]) == reasons
+    assert sum(manifest["quarantined_by_reason"].values()) == len(BAD)
     records = [json.load(open(os.path.join(out, "units", n))) for n in os.listdir(os.path.join(out, "units"))]
-    # Units whose inputs were all bad (img/notes.jpg alone; video/short + truncated) commit with no shard.
+    # Units whose inputs were all bad commit a record with no shard: they are done, and stay done.
     no_shard = [r for r in records if r["shard"] is None]
-    assert len(no_shard) == 2 and all(r["stats"]["inputs_used"] == 0 for r in no_shard)
+    assert no_shard and all(r["stats"]["inputs_used"] == 0 for r in no_shard)
     assert len(records) == manifest["units"] == len(manifest["shards"]) + len(no_shard)
+
+
+def test_media_type_comes_from_the_content(prepared, corpus):
+    out, _ = prepared
+    rows = read_tubelets(out, "image", "train").drop_columns(["pixels"]).take_all()
+    rows += read_tubelets(out, "image", "val").drop_columns(["pixels"]).take_all()
+    by_name = {os.path.relpath(r["source_uri"], corpus): r for r in rows}
+    for name, media_type in DISGUISED.items():
+        assert by_name[name]["media_type"] == media_type
 
 
 def test_shards_have_the_schema_shapes_and_checksums(prepared):

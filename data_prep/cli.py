@@ -1,0 +1,50 @@
+"""The `run` options shared by `python -m data_prep run` and the scheduled job (workflows/data_prep_job.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from data_prep.params import CROPS, PrepParams
+
+DEFAULTS = PrepParams()
+
+
+def add_run_arguments(r: argparse.ArgumentParser) -> None:
+    r.add_argument("--input", required=True, help="folder (recursive) or s3://bucket/prefix of images and videos")
+    r.add_argument("--output", required=True, help="output folder (created if missing) or s3://bucket/prefix")
+    for flag, kind, help_text in (
+        ("--frames", int, "frames T per video clip"),
+        ("--size", int, "output side S (short side resized to S, then an S x S crop)"),
+        ("--fps", float, "target clip frame rate (source frames are sampled, never interpolated)"),
+        ("--max-clips", int, "max clips per video"),
+        ("--clip-stride", int, "source frames between clip starts; 0: back to back"),
+        ("--val-fraction", float, "share of source files (by hash of their relative path) for the val split"),
+        ("--images-per-unit", int, "images per work unit (the grain of resume; one shard each)"),
+        ("--videos-per-unit", int, "videos per work unit"),
+        ("--max-image-pixels", int, "decompression-bomb limit: larger images are quarantined"),
+    ):
+        default = getattr(DEFAULTS, flag[2:].replace("-", "_"))
+        r.add_argument(flag, type=kind, default=default, help=f"{help_text} (default: {default})")
+    r.add_argument("--crop", choices=CROPS, default=DEFAULTS.crop,
+                   help="square crop after the resize: centre, or a random position seeded per input "
+                   f"(reruns give the same crop) (default: {DEFAULTS.crop})")  # fmt: skip
+    r.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="only files whose path relative to the input matches (repeatable; fnmatch, * spans /); "
+                   "default: files with an image or video extension")  # fmt: skip
+    r.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="drop files whose relative path matches (repeatable; wins over --include)")  # fmt: skip
+    r.add_argument("--incremental", action="store_true",
+                   help="keep the existing output's units and add only inputs none of them holds (new shards "
+                   "appended); without it the output is made to match today's whole listing")  # fmt: skip
+    r.add_argument("--s3-endpoint-url", default=None,
+                   help="S3-compatible endpoint (default: boto3's own resolution, e.g. AWS_ENDPOINT_URL); "
+                   "credentials always come from the AWS default chain")  # fmt: skip
+    r.add_argument("--s3-region", default=None, help="S3 region (default: AWS_REGION / AWS config)")
+
+
+def run_kwargs(args: argparse.Namespace) -> dict:
+    """The keyword arguments of data_prep.run() for parsed `run` options."""
+    names = ("frames", "size", "fps", "max_clips", "clip_stride", "crop", "val_fraction", "images_per_unit",
+             "videos_per_unit", "max_image_pixels", "incremental", "s3_endpoint_url", "s3_region")  # fmt: skip
+    kwargs = {n: getattr(args, n) for n in names}
+    return {**kwargs, "include": tuple(args.include), "exclude": tuple(args.exclude)}
