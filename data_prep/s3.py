@@ -13,7 +13,7 @@ import os
 
 from data_prep.errors import DataPrepError
 
-RETRIES = {"mode": "standard", "max_attempts": 8}  # boto3's default is the older "legacy" mode
+MAX_ATTEMPTS = 8  # with the "standard" retry mode; boto3's default is the older "legacy" mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,8 @@ def client(settings: S3Settings):
         "s3",
         endpoint_url=settings.endpoint_url,
         region_name=settings.region,
-        config=Config(retries=RETRIES, max_pool_connections=32),
+        # A fresh dict: botocore rewrites the retries dict it is given.
+        config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, max_pool_connections=32),
     )
 
 
@@ -56,7 +57,7 @@ def pyarrow_filesystem(settings: S3Settings):
     """A pyarrow S3FileSystem on the same endpoint (for Ray Data readers); credentials from the default chain."""
     from pyarrow import fs
 
-    kwargs: dict = {"retry_strategy": fs.AwsStandardS3RetryStrategy(max_attempts=RETRIES["max_attempts"])}
+    kwargs: dict = {"retry_strategy": fs.AwsStandardS3RetryStrategy(max_attempts=MAX_ATTEMPTS)}
     endpoint = settings.resolved_endpoint()
     if endpoint:
         scheme, _, host = endpoint.partition("://")

@@ -7,9 +7,23 @@ reach them. The values are moto's test values: nothing here can reach real AWS (
 
 import os
 
+import pytest
+import ray
+
 for key, value in (
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_DEFAULT_REGION", "us-east-1"),
 ):
     os.environ.setdefault(key, value)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One 2-CPU Ray for every in-process test here (starting Ray costs seconds; tests share it)."""
+    if ray.is_initialized():  # a session-wide fixture elsewhere owns it: share it, leave it running
+        yield
+        return
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()

@@ -19,16 +19,6 @@ PREP = dict(frames=FRAMES, size=SIZE, fps=8.0, max_clips=2, images_per_unit=4, v
 KEPT_IMAGES = ("astronaut.jpg", "camera.jpg", "coins.png", "horse.png", "ihc.png", "logo.png", "moon.jpg")
 KEPT_VIDEOS = ("astronaut_pan_right.mp4", "chelsea_pan_down.mp4", "coins_zoom_out.mp4", "hubble_zoom_in.mp4")
 @pytest.fixture(scope="module")
-def ray_session():
-    if ray.is_initialized():  # a session-wide fixture elsewhere owns it: share it, leave it running
-        yield
-        return
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     full = build_sample_corpus(str(tmp_path_factory.mktemp("full")))
     root = tmp_path_factory.mktemp("corpus")
