@@ -109,6 +109,7 @@ def run(
         if record is None:
             raise RuntimeError(f"unit {u.unit_id} finished without a commit record in {store.root}/units")
         records.append(record)
+    ran = [r["stats"] for r in records if r["unit_id"] in {u.unit_id for u in todo}]
     extra = {
         "input": root,
         "selection": {"include": list(selection.include), "exclude": list(selection.exclude)},
@@ -116,6 +117,10 @@ def run(
         "files_ignored": passed_over + plan.ignored,
         "units_run": len(todo),
         "inputs_run": sum(len(u.members) for u in todo),
+        # What this invocation did (the totals describe the whole output): for schedulers' summaries.
+        "tubelets_run": sum(st["tubelets"] for st in ran),
+        "frames_run": sum(st["frames"] for st in ran),
+        "input_bytes_run": sum(st["input_bytes"] for st in ran),
     }
     manifest = write_manifest(store, params.to_dict(), records, extra)
     return manifest["totals"]
