@@ -1,0 +1,188 @@
+"""Data-prep benchmark: prints one JSON object with the figures below, measured side by side in one run.
+
+- end to end (python -m data_prep's run(), Ray started beforehand) versus decoding the same files in a
+  plain loop with the same decoders and transforms on the same cores (multiprocessing, no Ray, no hashing,
+  no writes): tubelets/s, frames/s and their ratio (goal >= 0.85);
+- the pipeline pinned to 1 core versus 2 cores (goal >= 1.8x);
+- peak RSS of the whole process tree (driver, Ray's processes and workers) for a corpus and for the same
+  corpus x10 (goal: ratio <= 1.2).
+
+Each measurement runs in a fresh child process whose CPU affinity is set before anything starts, so "1
+core" means the driver, Ray and the workers share one core. The corpus is the bundled sample corpus
+repeated with unique bytes per copy (JPEG/PNG: bytes after the end marker; MP4: a trailing `free` box),
+so content dedup keeps every copy. Usage: python bench/data_prep.py [--copies 60] [--scale 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Run as a script, this file's folder comes first on sys.path and its name would shadow the data_prep package.
+sys.path[:] = [REPO, *(p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__)))]
+UNIT_SIZES = {"images_per_unit": 64, "videos_per_unit": 16}  # shards of a few MB: per-unit costs amortise
+
+
+def build_corpus(sample: str, dst: str, copies: int) -> dict:
+    files, size = 0, 0
+    for sub in ("img", "video"):
+        os.makedirs(os.path.join(dst, sub), exist_ok=True)
+        for name in sorted(os.listdir(os.path.join(sample, sub))):
+            with open(os.path.join(sample, sub, name), "rb") as f:
+                data = f.read()
+            stem, ext = os.path.splitext(name)
+            for k in range(copies):
+                tag = f"copy-{k}".encode()
+                extra = struct.pack(">I", 8 + len(tag)) + b"free" + tag if ext == ".mp4" else tag
+                with open(os.path.join(dst, sub, f"{stem}_{k:04d}{ext}"), "wb") as f:
+                    f.write(data + extra)
+                files += 1
+                size += len(data) + len(extra)
+    return {"files": files, "bytes": size}
+
+
+def child_plain(corpus: str, cpus: int) -> dict:
+    from multiprocessing import Pool
+
+    files = sorted(os.path.join(corpus, sub, n) for sub in ("img", "video") for n in os.listdir(os.path.join(corpus, sub)))
+    start = time.perf_counter()
+    with Pool(cpus) as pool:
+        counts = pool.map(_decode_one, files, chunksize=8)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "tubelets": sum(c[0] for c in counts), "frames": sum(c[1] for c in counts)}
+
+
+def _decode_one(path: str) -> tuple[int, int]:
+    from data_prep.params import PrepParams
+    from data_prep.process import _image_clip, _video_clips
+
+    params = PrepParams(**UNIT_SIZES)
+    if path.endswith(".mp4"):
+        clips, _ = _video_clips(path, params, 0.5)
+        return len(clips), sum(c[1].shape[0] for c in clips)
+    _image_clip(path, params, 0.5)
+    return 1, 1
+
+
+def child_pipeline(corpus: str, output: str, cpus: int) -> dict:
+    import ray
+
+    from data_prep import load_manifest, run
+
+    t0 = time.perf_counter()
+    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+    started = time.perf_counter()
+    totals = run(corpus, output, **UNIT_SIZES)
+    seconds = time.perf_counter() - started
+    manifest = load_manifest(output)
+    ray.shutdown()
+    return {"seconds": seconds, "ray_init_seconds": started - t0, "tubelets": totals["tubelets"],
+            "frames": totals["frames"], "inputs_used": totals["inputs_used"], "inputs_seen": totals["inputs_seen"],
+            "units": manifest["units"], "decoders": manifest["decoders"]}  # fmt: skip
+
+
+def measure(args: list[str], cores: list[int]) -> dict:
+    """Run this file as a child pinned to `cores`; return its JSON result plus the tree's peak RSS."""
+    cmd = [sys.executable, __file__, "_child", json.dumps(cores), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
+    root = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(_rss(p) for p in tree))
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.1)
+    out = proc.stdout.read().decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd}: exit {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(peak / 2**20, 1)
+    return result
+
+
+def _rss(p: psutil.Process) -> int:
+    try:
+        return p.memory_info().rss
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return 0
+
+
+def rates(r: dict) -> dict:
+    return {**r, "tubelets_per_s": round(r["tubelets"] / r["seconds"], 1), "frames_per_s": round(r["frames"] / r["seconds"], 1)}
+
+
+def environment() -> dict:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "data_prep", "bench"], capture_output=True,
+                                text=True, cwd=REPO).stdout.strip())  # fmt: skip
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit + ("-dirty" if dirty else ""),
+        "hardware": {"cpu": cpu or platform.processor(), "cores": len(os.sched_getaffinity(0)),
+                     "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},  # fmt: skip
+        "python": platform.python_version(),
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        os.sched_setaffinity(0, json.loads(sys.argv[2]))
+        mode, *rest = sys.argv[3:]
+        cpus = len(os.sched_getaffinity(0))
+        result = child_plain(rest[0], cpus) if mode == "plain" else child_pipeline(rest[0], rest[1], cpus)
+        print(json.dumps(result))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--copies", type=int, default=60, help="copies of the sample corpus in the base corpus")
+    p.add_argument("--scale", type=int, default=10, help="the large corpus is this many times the base one")
+    args = p.parse_args()
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    from data_prep import build_sample_corpus
+
+    work = tempfile.mkdtemp(prefix="bench-data-prep-")
+    try:
+        sample = build_sample_corpus(os.path.join(work, "sample"))["path"]
+        base = build_corpus(sample, os.path.join(work, "base"), args.copies)
+        large = build_corpus(sample, os.path.join(work, "large"), args.copies * args.scale)
+        plain = rates(measure(["plain", os.path.join(work, "base")], cores))
+        pipe2 = rates(measure(["pipeline", os.path.join(work, "base"), os.path.join(work, "out2")], cores))
+        pipe1 = rates(measure(["pipeline", os.path.join(work, "base"), os.path.join(work, "out1")], cores[:1]))
+        pipe_large = rates(measure(["pipeline", os.path.join(work, "large"), os.path.join(work, "outL")], cores))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = {
+        **environment(),
+        "params": {"frames": 8, "size": 64, "fps": 8.0, "max_clips": 4, **UNIT_SIZES},
+        "corpus": {**base, "copies_of_sample": args.copies},
+        "corpus_large": {**large, "copies_of_sample": args.copies * args.scale},
+        "plain_loop_2cores": plain,
+        "pipeline_2cores": pipe2,
+        "pipeline_1core": pipe1,
+        "pipeline_2cores_large": pipe_large,
+        "ratio_pipeline_vs_plain_loop": round(pipe2["tubelets_per_s"] / plain["tubelets_per_s"], 3),
+        "speedup_2_vs_1_core": round(pipe2["tubelets_per_s"] / pipe1["tubelets_per_s"], 3),
+        "peak_rss_ratio_large_vs_base": round(pipe_large["peak_rss_mb"] / pipe2["peak_rss_mb"], 3),
+        "goals": {"ratio_pipeline_vs_plain_loop": ">= 0.85", "speedup_2_vs_1_core": ">= 1.8",
+                  "peak_rss_ratio_large_vs_base": "<= 1.2"},  # fmt: skip
+    }
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
