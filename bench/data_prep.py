@@ -2,7 +2,7 @@
 
 - end to end (python -m data_prep's run(), Ray started beforehand) versus decoding the same files in a
   plain loop with the same decoders and transforms on the same cores (multiprocessing, no Ray, no hashing,
-  no writes): tubelets/s, frames/s and their ratio (goal >= 0.85);
+  no writes): tubelets/s, frames/s and their ratio (goal >= 0.85), on the corpus and on the x10 corpus;
 - the pipeline pinned to 1 core versus 2 cores (goal >= 1.8x);
 - peak RSS of the whole process tree (driver, Ray's processes and workers) for a corpus and for the same
   corpus x10 (goal: ratio <= 1.2).
@@ -175,9 +175,12 @@ def main() -> int:
         "pipeline_1core": pipe1,
         "pipeline_2cores_large": pipe_large,
         "ratio_pipeline_vs_plain_loop": round(pipe2["tubelets_per_s"] / plain["tubelets_per_s"], 3),
+        # The plain loop has no fixed cost worth naming, so its rate holds for the large corpus too; the
+        # pipeline's fixed cost (Ray Data start, worker imports: ~2 s) is amortised there.
+        "ratio_pipeline_large_vs_plain_loop": round(pipe_large["tubelets_per_s"] / plain["tubelets_per_s"], 3),
         "speedup_2_vs_1_core": round(pipe2["tubelets_per_s"] / pipe1["tubelets_per_s"], 3),
         "peak_rss_ratio_large_vs_base": round(pipe_large["peak_rss_mb"] / pipe2["peak_rss_mb"], 3),
-        "goals": {"ratio_pipeline_vs_plain_loop": ">= 0.85", "speedup_2_vs_1_core": ">= 1.8",
+        "goals": {"ratio_pipeline_vs_plain_loop": ">= 0.85", "ratio_pipeline_large_vs_plain_loop": ">= 0.85", "speedup_2_vs_1_core": ">= 1.8",
                   "peak_rss_ratio_large_vs_base": "<= 1.2"},  # fmt: skip
     }
     print(json.dumps(report, indent=1))

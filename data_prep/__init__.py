@@ -1,7 +1,8 @@
 """Ray Data pipelines that turn image/video corpora into Arrow tubelet Parquet shards (DESIGN.md section 5).
 
-Public API: run() prepares an output folder, read_tubelets() and load_manifest() read it back,
-build_sample_corpus() makes the small bundled corpus. CLI: python -m data_prep --help.
+Inputs and outputs are local folders or s3://bucket/prefix. Public API: run() prepares an output,
+read_tubelets() and load_manifest() read it back, build_sample_corpus() makes the small bundled corpus.
+CLI: python -m data_prep --help; scheduled runs: workflows/data_prep_job.py.
 """
 
 from data_prep.errors import DataPrepError

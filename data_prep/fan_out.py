@@ -33,8 +33,10 @@ def fan_out(output_root: str, input_root: str, units: list[WorkUnit], params: Pr
     interactive = sys.stderr.isatty()
     ray.data.DataContext.get_current().enable_progress_bars = interactive
     cpus = int(ray.available_resources().get("CPU", 1)) or 1
-    # One block per unit, so the units spread over the workers instead of queuing behind one another.
-    ds = ray.data.from_items([{"unit": json.dumps(u.to_row())} for u in units], override_num_blocks=len(units))
+    # Longest first (video units decode far more pixels than image units), so the run does not end with
+    # one worker busy on a long unit while the others idle. One block per unit, so units spread over workers.
+    ordered = sorted(units, key=lambda u: u.media_type != "video")
+    ds = ray.data.from_items([{"unit": json.dumps(u.to_row())} for u in ordered], override_num_blocks=len(units))
     results = ds.map_batches(
         _UnitWorker,
         fn_constructor_kwargs={

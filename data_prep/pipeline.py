@@ -11,7 +11,9 @@ Two ways to rerun into an existing output:
   changed are redone (units are consecutive runs of sorted URIs, so an added file re-cuts the units after
   it); records and shards of units no longer named stay in the output but leave the manifest.
 - incremental: the units of the previous manifest are kept as they are, and only inputs none of them holds
-  form new units, appended to the manifest. Inputs with bytes an earlier unit used are duplicates.
+  form new units, appended to the manifest. Inputs with bytes an earlier unit used are duplicates. It is
+  append-only: inputs deleted from the corpus keep their tubelets, and a file changed in place under
+  the same URI is not redone (a default run redoes both).
 """
 
 from __future__ import annotations

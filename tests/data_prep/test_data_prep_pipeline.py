@@ -5,11 +5,10 @@ import json
 import os
 import shutil
 
-import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import ray
+from PIL import Image
 
 from data_prep import DataPrepError, build_sample_corpus, load_manifest, read_tubelets, run
 from tests.data_prep.bad_media import BAD, DISGUISED, add_bad_media
@@ -18,6 +17,8 @@ FRAMES, SIZE = 4, 32
 PREP = dict(frames=FRAMES, size=SIZE, fps=8.0, max_clips=2, images_per_unit=4, videos_per_unit=2)
 KEPT_IMAGES = ("astronaut.jpg", "camera.jpg", "coins.png", "horse.png", "ihc.png", "logo.png", "moon.jpg")
 KEPT_VIDEOS = ("astronaut_pan_right.mp4", "chelsea_pan_down.mp4", "coins_zoom_out.mp4", "hubble_zoom_in.mp4")
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     full = build_sample_corpus(str(tmp_path_factory.mktemp("full")))
@@ -144,3 +145,20 @@ def test_sample_corpus_at_defaults_gives_both_splits_of_both_media(ray_session, 
         for split in ("train", "val"):
             row = read_tubelets(out, media_type, split).take(1)[0]
             assert row["pixels"].shape == (t, 64, 64, 3) and row["split"] == split
+
+
+def test_rerun_without_incremental_on_a_grown_corpus_matches_a_fresh_run(ray_session, tmp_path):
+    corpus, out, fresh = tmp_path / "c", str(tmp_path / "out"), str(tmp_path / "fresh")
+    corpus.mkdir()
+    rng = np.random.default_rng(5)
+    for name in ("b.png", "c.png", "d.png", "e.png"):
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), np.uint8)).save(corpus / name)
+    prep = {**PREP, "images_per_unit": 2}
+    run(str(corpus), out, **prep)
+    Image.fromarray(rng.integers(0, 255, (24, 32, 3), np.uint8)).save(corpus / "a.png")  # sorts first
+    grown = run(str(corpus), out, **prep)
+    assert grown["inputs_used"] == 5
+    assert run(str(corpus), fresh, **prep) == grown
+    assert [(s["path"], s["sha256"]) for s in load_manifest(out)["shards"]] == [
+        (s["path"], s["sha256"]) for s in load_manifest(fresh)["shards"]
+    ]
