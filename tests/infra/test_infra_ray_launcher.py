@@ -54,7 +54,7 @@ def test_head_and_gpu_workers():
     gpu = [n for n, t in types.items() if t["resources"].get("GPU", 0) > 0]
     assert gpu and all(types[n]["max_workers"] >= 1 for n in gpu)
     assert types[c["head_node_type"]]["resources"].get("GPU", 0) == 0
-    assert sum(t.get("max_workers", 0) for n, t in types.items() if n != c["head_node_type"]) <= c["max_workers"] + 4
+    assert c["max_workers"] >= max(t.get("max_workers", 0) for t in types.values())
 
 
 def test_setup_installs_cuda_torch_first_then_the_project():
