@@ -94,3 +94,21 @@ def test_runtime_env_is_valid_and_ships_code_not_dependencies():
     assert "working_dir" not in env, "the working dir comes from --working-dir on the command line"
     assert not {"pip", "conda", "uv"} & set(env), "dependencies come from the image, not per job"
     assert {".venv", "work", ".git"} <= set(env["excludes"])
+
+
+def test_working_dir_package_holds_the_code_and_nothing_local(tmp_path):
+    """What `--working-dir . --runtime-env infra/ray/runtime_env.yaml` uploads, built with Ray's own packager."""
+    from zipfile import ZipFile
+
+    from ray._private.runtime_env.packaging import create_package
+
+    env = yaml.safe_load(RUNTIME_ENV.read_text())
+    target = tmp_path / "pkg.zip"
+    create_package(str(REPO), target, include_gitignore=True, excludes=env["excludes"])
+    names = ZipFile(target).namelist()
+    tops = {n.split("/", 1)[0] for n in names}
+    assert {"workflows", "data_prep", "vitok", "infra", "pyproject.toml"} <= tops
+    assert "workflows/scale_sweep.py" in names and "workflows/configs/smoke.yaml" in names
+    assert not tops & {".venv", "work", ".git", "mlruns", "mlartifacts", "mlflow.db", "ray_results"}, tops
+    assert not any("__pycache__" in n for n in names)
+    assert target.stat().st_size < 100 * 2**20, "working dir package is suspiciously large"
