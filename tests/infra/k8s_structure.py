@@ -187,8 +187,8 @@ def check(value: Any, schema: Any, path: str = "", errors: Errors | None = None)
 NAME = Str(pattern=DNS1123_LABEL, max_len=63)
 STR_MAP = Map(Str())
 METADATA = Obj(
-    {"name": Str(pattern=DNS1123_SUBDOMAIN, max_len=253), "generateName": Str(pattern=re.compile(r"^[a-z0-9][-a-z0-9]*-$")),
-     "namespace": NAME, "labels": STR_MAP, "annotations": STR_MAP},
+    {"name": Str(pattern=DNS1123_SUBDOMAIN, max_len=253),
+     "generateName": Str(pattern=re.compile(r"^[a-z0-9][-a-z0-9]*-$")), "namespace": NAME, "labels": STR_MAP, "annotations": STR_MAP},
 )
 TEMPLATE_METADATA = Obj({"labels": STR_MAP, "annotations": STR_MAP})
 RESOURCES = Obj({"requests": Map(Quantity()), "limits": Map(Quantity())})
