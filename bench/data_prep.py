@@ -50,6 +50,9 @@ def build_corpus(sample: str, dst: str, copies: int) -> dict:
                     f.write(data + extra)
                 files += 1
                 size += len(data) + len(extra)
+    # Flush now: otherwise the kernel writes the corpus back during the next measurement, and the
+    # pipeline's fsyncs queue behind it.
+    os.sync()
     return {"files": files, "bytes": size}
 
 
@@ -158,10 +161,10 @@ def main() -> int:
     try:
         sample = build_sample_corpus(os.path.join(work, "sample"))["path"]
         base = build_corpus(sample, os.path.join(work, "base"), args.copies)
-        large = build_corpus(sample, os.path.join(work, "large"), args.copies * args.scale)
         plain = rates(measure(["plain", os.path.join(work, "base")], cores))
         pipe2 = rates(measure(["pipeline", os.path.join(work, "base"), os.path.join(work, "out2")], cores))
         pipe1 = rates(measure(["pipeline", os.path.join(work, "base"), os.path.join(work, "out1")], cores[:1]))
+        large = build_corpus(sample, os.path.join(work, "large"), args.copies * args.scale)
         pipe_large = rates(measure(["pipeline", os.path.join(work, "large"), os.path.join(work, "outL")], cores))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="prepare tubelet shards from images and videos in a folder or S3",
         description="Writes OUTPUT/manifest.json, quarantine.parquet, images/*.parquet, videos/*.parquet and "
-        "units/*.json. Rerunning into the same output skips the work units already committed.",
+        "units/*.json. Rerunning into the same output skips the work units already committed. A file's media "
+        "type comes from its content (magic bytes), not its name; identical files are used once.",
     )
     add_run_arguments(r)
 

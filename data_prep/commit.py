@@ -44,7 +44,11 @@ def run_unit(store: Store, input_root: str, unit: WorkUnit, params: PrepParams, 
     if out.rows:
         path = f"{SHARD_FOLDERS[unit.media_type]}/{unit.unit_id}.parquet"
         buf = io.BytesIO()
-        pq.write_table(tubelet_table(out.rows, out.pixels), buf)
+        table = tubelet_table(out.rows, out.pixels)
+        scalars = [c for c in table.column_names if c != "pixels"]
+        # Pixels: no dictionary and no min/max statistics (both cost more time than they save for uint8
+        # noise-like data), zstd: together about twice as fast to write as the defaults, ~10% larger.
+        pq.write_table(table, buf, use_dictionary=scalars, write_statistics=scalars, compression="zstd")
         data = buf.getvalue()
         store.write_atomic(path, data)
         shard = {

@@ -11,7 +11,9 @@ from data_prep.params import stable_hash
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("uri", pa.string()),
-        ("stage", pa.string()),  # "decode", "clip" or "transform": where the input failed
+        # Where the input failed: "read", "sniff" (not media by content), "dedupe" (same bytes as another
+    # input), "decode", "clip" (too short for one clip) or "transform".
+    ("stage", pa.string()),
         ("error_type", pa.string()),  # exception class name
         ("message", pa.string()),
     ]

@@ -59,6 +59,8 @@ def test_plan_clips_resamples_fps_and_spreads_clips():
     assert plan.starts[-1] + 7 * 4 < 300  # last clip fits
     assert plan.indices(1, 8) == list(range(plan.starts[1], plan.starts[1] + 32, 4))
     assert plan_clips(10, 12.0, 8, 24.0, 4).stride == 1  # never upsample
+    overlapping = plan_clips(num_frames=100, src_fps=8.0, frames=8, target_fps=8.0, max_clips=50, clip_stride=4)
+    assert overlapping.starts[:3] == (0, 4, 8) and overlapping.starts[-1] == 92
     with pytest.raises(VideoTooShort):
         plan_clips(num_frames=20, src_fps=24.0, frames=8, target_fps=8.0, max_clips=4)  # needs 22
 
@@ -69,6 +71,10 @@ def test_resize_center_crop_shapes():
     out = resize_center_crop(frame, 32)
     assert out.shape == (32, 32, 3) and out[16, 16, 0] == 255
     assert to_tubelet(np.stack([frame] * 3), 16).shape == (3, 16, 16, 3)
+    left, right = resize_center_crop(frame, 32, anchor=0.0), resize_center_crop(frame, 32, anchor=1.0)
+    assert left[16, 0, 0] == 0 and right[16, -1, 0] == 0 and out[16, 0, 0] == 0  # crop slides along the width
+    clips = to_tubelet(np.stack([frame, frame]), 32, anchor=0.3)
+    assert (clips[0] == clips[1]).all()  # one crop position for every frame of a clip
 
 
 @pytest.mark.parametrize("decoder", [DecordDecoder, PyAVDecoder])
