@@ -108,11 +108,33 @@ class ViTok(nn.Module):
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
+        self.encoder_frozen = False  # set by freeze_encoder() for stage 2
         self.init_weights()
 
     @classmethod
-    def from_name(cls, name: str, channels: int = 16) -> "ViTok":
-        return cls(ViTokConfig.from_name(name, channels=channels))
+    def from_name(cls, name: str, channels: int = 16, **overrides) -> "ViTok":
+        return cls(ViTokConfig.from_name(name, channels=channels, **overrides))
+
+    def freeze_encoder(self) -> "ViTok":
+        """Stage 2: the tubelet embedding, encoder ViT and moments head stop learning.
+
+        Their parameters lose requires_grad, they stay in eval mode through later `train()` calls, and the
+        encoder runs under no_grad, so neither optimiser steps nor weight decay can move them.
+        """
+        self.encoder_frozen = True
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        return self
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """What stage 2 optimises (with the discriminator, which has its own optimiser)."""
+        return list(self.decoder.parameters())
+
+    def train(self, mode: bool = True) -> "ViTok":
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
 
     def init_weights(self) -> None:
         """All initialisation in one place: Xavier linears, zero biases, unit norms, zero pixel head."""
@@ -140,7 +162,8 @@ class ViTok(nn.Module):
             raise ValueError(f"expected pixels shaped (B, T, H, W, 3), got {tuple(x.shape)}")
         grid = token_grid(self.config, *x.shape[1:4])  # (T/q, H/p, W/p), raises if it does not tile
         patches = self.patchify(x).flatten(1, 3)  # (B, L, q*p*p*3)
-        moments = self.encoder(patches, grid)  # (B, L, 2c)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            moments = self.encoder(patches, grid)  # (B, L, 2c)
         moments = moments.unflatten(1, grid)  # (B, T/q, H/p, W/p, 2c)
         mean, logvar = moments.chunk(2, dim=-1)
         return mean, logvar.clamp(self.config.logvar_min, self.config.logvar_max)
@@ -175,9 +198,14 @@ class ViTok(nn.Module):
         return save_checkpoint(directory, self.config.to_dict(), self.state_dict())
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "ViTok":
-        """Load a checkpoint directory written by `save_pretrained`; returns the model in eval mode."""
-        config, state = load_checkpoint(path)
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device = "cpu", endpoint_url: str | None = None
+    ) -> "ViTok":
+        """Load a checkpoint written by `save_pretrained` from a directory, file:// or s3:// URI (eval mode).
+
+        s3:// is read through pyarrow; the endpoint comes from `endpoint_url` or AWS_ENDPOINT_URL.
+        """
+        config, state = load_checkpoint(path, endpoint_url)
         with torch.device("meta"):  # skip the random init that the loaded weights would overwrite
             model = cls(ViTokConfig.from_dict(config))
         model.load_state_dict(state, assign=True)
