@@ -82,7 +82,9 @@ def process_unit(root: str, unit: WorkUnit, params: PrepParams, settings: S3Sett
             )
             continue
         except Exception as e:  # noqa: BLE001 - fetching an S3 object can fail after retries: a read error
-            out.quarantine.append({"uri": uri, "stage": "read", "error_type": type(e).__name__, "message": _one_line(e)})
+            out.quarantine.append(
+                {"uri": uri, "stage": "read", "error_type": type(e).__name__, "message": _one_line(e)}
+            )
             continue
         split = split_of(relative_key(root, uri), params.val_fraction)
         for clip_index, (meta, pixels) in enumerate(clips):

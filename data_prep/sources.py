@@ -62,7 +62,8 @@ def check_input(input_uri: str, settings: s3.S3Settings) -> str:
         try:
             s3.client(settings).list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         except Exception as e:  # noqa: BLE001 - auth, DNS, missing bucket: all mean "cannot list"
-            raise DataPrepError(f"input s3://{bucket}/{prefix}: cannot list ({' '.join(str(e).split())[:300]})") from None
+            reason = " ".join(str(e).split())[:300]
+            raise DataPrepError(f"input s3://{bucket}/{prefix}: cannot list ({reason})") from None
         return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
     if "://" in input_uri:
         raise DataPrepError(f"input {input_uri}: unsupported URI scheme (local folders and s3:// only)")
