@@ -98,24 +98,43 @@ def child_pipeline(corpus: str, output: str, cpus: int) -> dict:
 
 
 def measure(args: list[str], cores: list[int]) -> dict:
-    """Run this file as a child pinned to `cores`; return its JSON result plus the tree's peak RSS."""
+    """Run this file as a child pinned to `cores`; return its JSON result plus the tree's peak RSS.
+
+    Also reports `foreign_cpu_share`: the share of the pinned cores' time that processes outside the
+    child's tree used meanwhile (other work on a shared machine); figures taken under load are low.
+    """
     cmd = [sys.executable, __file__, "_child", json.dumps(cores), *args]
+    busy_before, start = _busy_seconds(cores), time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
     root = psutil.Process(proc.pid)
-    peak = 0
+    peak, cpu = 0, {}
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(_rss(p) for p in tree))
         except psutil.NoSuchProcess:
-            pass
+            break
+        peak = max(peak, sum(_rss(p) for p in tree))
+        for p in tree:
+            try:
+                t = p.cpu_times()
+                cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
         time.sleep(0.1)
+    proc.wait()
+    wall, busy = time.monotonic() - start, _busy_seconds(cores) - busy_before
     out = proc.stdout.read().decode()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd}: exit {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = round(peak / 2**20, 1)
+    result["foreign_cpu_share"] = round(max(0.0, busy - sum(cpu.values())) / (wall * len(cores)), 3)
     return result
+
+
+def _busy_seconds(cores: list[int]) -> float:
+    per_cpu = psutil.cpu_times(percpu=True)
+    return sum(per_cpu[c].user + per_cpu[c].system + per_cpu[c].nice for c in cores)
 
 
 def _rss(p: psutil.Process) -> int:
