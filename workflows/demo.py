@@ -1,7 +1,9 @@
 """`make demo`: the whole pipeline on the embedded default, end to end.
 
-sample corpus (work/corpus) -> Ray Data tubelet shards (work/shards) -> smoke sweep under Ray Train +
-DeepSpeed -> MLflow store ./mlflow.db, then the summary table and the command that opens the dashboard.
+sample corpus (work/corpus) -> Ray Data tubelet shards (work/shards) -> the tiny `e_sweep` study under Ray
+Train + DeepSpeed -> MLflow store ./mlflow.db: summary table, plots with fits and findings.md on the sweep's
+parent run; the findings are printed at the end, with the command that opens the dashboard.
+Re-running `make demo` resumes the sweep: finished configs are skipped.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from workflows import scale_sweep
 from workflows.cluster import connect_ray
 
 WORK = Path("work")
-SMOKE = Path(__file__).resolve().parent / "configs" / "smoke.yaml"
+E_SWEEP = Path(__file__).resolve().parent / "configs" / "e_sweep_tiny.yaml"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     corpus = WORK / "corpus"
     shards = WORK / "shards"
@@ -30,13 +32,13 @@ def main() -> int:
     build_sample_corpus(corpus)
     connect_ray()
     print(f"== 2/3 data prep -> {shards}", flush=True)
-    totals = prepare_shards(corpus, shards, frames=8, size=64, fps=8)
+    totals = prepare_shards(str(corpus), str(shards), frames=8, size=64, fps=8)
     print(f"   {totals}", flush=True)
-    print("== 3/3 smoke sweep", flush=True)
-    code = scale_sweep.main(["--config", str(SMOKE), "--shards", str(shards)])
+    print(f"== 3/3 scaling study e_sweep (tiny): {E_SWEEP.name}", flush=True)
+    code = scale_sweep.main(["--config", str(E_SWEEP), "--shards", str(shards), *(argv or [])])
     print(f"demo finished in {time.perf_counter() - start:.0f} s", flush=True)
     return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

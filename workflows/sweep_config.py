@@ -1,16 +1,30 @@
-"""Sweep files: a YAML `base` config plus a list of `runs`, each a partial override of the base.
+"""Sweep files: a YAML `base` config plus named `runs` and/or `axes` that expand into named runs.
 
-    sweep: smoke                 # the sweep's name: the MLflow parent run
-    experiment: vitok-smoke      # the MLflow experiment
+    sweep: e-sweep-tiny          # the sweep's name: the MLflow parent run, and the key a rerun resumes by
+    experiment: vitok-scaling    # the MLflow experiment
+    study: e_sweep               # optional: which paper study this is (e_sweep, encoder_scaling,
+                                 #   decoder_scaling, loss_tradeoff, video_e_sweep); picks the findings
+    input: {frames: 1, size: 64} # optional: the input the study is designed for; checked against the
+                                 #   shards' manifest, and used by --dry-run when the shards are elsewhere
     base: {model: {variant: N-N/8}, data: {shards: work/shards}, train: {steps: 40}}
-    runs:
-      - {name: c4, model: {channels: 4}}
-      - {name: c16, model: {channels: 16}}
+    axes:
+      grid: {model.channels: [4, 16, 64]}              # every combination of the listed values
+      zip: {model.variant: [N-N/16], model.channels: [64]}  # lists of equal length, taken together
+    runs:                        # explicit runs (partial overrides of base), kept as before
+      - {name: c8, model: {channels: 8}}
+
+`grid` and `zip` combine as a product (each zip row with each grid point); a sweep with only `zip` is
+its rows. `axes` may also be a list of such blocks: their runs are concatenated (e.g. a grid over c for
+p = 8 plus a zip of matched-E points at p = 16). A run made from axes is named from its values (`N-N-8_c4`), stably, so a rerun finds it again.
+`train.init_from: "@NAME"` points a stage-2 run at the export of run NAME of the same sweep; the sweep
+runs NAME first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +32,19 @@ import yaml
 
 from workflows.config import ConfigError, TrainConfig, deep_merge
 
-SWEEP_KEYS = {"sweep", "experiment", "base", "runs"}
+SWEEP_KEYS = {"sweep", "experiment", "study", "input", "base", "runs", "axes"}
+STUDIES = ("e_sweep", "encoder_scaling", "decoder_scaling", "loss_tradeoff", "video_e_sweep")
+AXIS_KINDS = {"grid", "zip"}
+# Short labels for run names built from axis values; other keys use their last segment.
+AXIS_LABELS = {
+    "model.channels": "c",
+    "model.variant": "",
+    "optim.lpips_weight": "lpips",
+    "optim.gan_weight": "gan",
+    "train.stage": "stage",
+    "data.media_type": "",
+}
+DEP_PREFIX = "@"  # train.init_from: "@run-name" -> that run's export
 
 
 @dataclass
@@ -27,6 +53,17 @@ class Sweep:
     experiment: str
     configs: list[TrainConfig]
     source: str
+    study: str = ""
+    input: dict[str, int] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)  # axis key -> values, for the report
+
+    def dependencies(self) -> dict[str, str]:
+        """Run name -> the run whose export it starts from (`train.init_from: "@NAME"`)."""
+        return {
+            c.name: c.train.init_from[len(DEP_PREFIX):]
+            for c in self.configs
+            if c.train.init_from.startswith(DEP_PREFIX)
+        }
 
 
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
@@ -44,28 +81,129 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     return parse_sweep(raw, str(path), overrides)
 
 
+def _value_label(value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "-", text)
+
+
+def axis_run_name(point: dict[str, Any]) -> str:
+    """A stable run name from axis values, in the order the axes are written: `N-N-8_c4`."""
+    parts = []
+    for key, value in point.items():
+        label = AXIS_LABELS.get(key, key.rsplit(".", 1)[-1] + "=")
+        parts.append(f"{label}{_value_label(value)}")
+    return "_".join(parts)
+
+
+def nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"model.channels": 4} -> {"model": {"channels": 4}}."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *heads, last = key.split(".")
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value
+    return out
+
+
+def expand_axes(axes: Any, source: str) -> list[dict[str, Any]]:
+    """The points of `axes` as flat {key: value} dicts, grid in row-major order, each zip row with each."""
+    if not isinstance(axes, dict) or not axes:
+        raise ConfigError(f"{source}: axes must be a mapping with 'grid' and/or 'zip'")
+    unknown = sorted(set(axes) - AXIS_KINDS)
+    if unknown:
+        raise ConfigError(f"{source}: axes: unknown key '{unknown[0]}' (known: grid, zip)")
+    for kind in axes:
+        block = axes[kind]
+        if not isinstance(block, dict) or not block:
+            raise ConfigError(f"{source}: axes.{kind} must be a non-empty mapping of key -> list of values")
+        for key, values in block.items():
+            if not isinstance(key, str) or key.count(".") != 1:
+                raise ConfigError(f"{source}: axes.{kind}.{key} must be a 'section.key' name, e.g. model.channels")
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{source}: axes.{kind}.{key} must be a non-empty list")
+    grid = axes.get("grid") or {}
+    zipped = axes.get("zip") or {}
+    overlap = sorted(set(grid) & set(zipped))
+    if overlap:
+        raise ConfigError(f"{source}: axes: '{overlap[0]}' is in both grid and zip")
+    lengths = {len(v) for v in zipped.values()}
+    if len(lengths) > 1:
+        raise ConfigError(f"{source}: axes.zip lists must have equal lengths (got {sorted(lengths)})")
+    zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
+    grid_points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else [{}]
+    return [{**row, **point} for row in zip_rows for point in grid_points]
+
+
+def _check_input(raw: Any, source: str) -> dict[str, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or set(raw) - {"frames", "size"} or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in raw.values()
+    ):
+        raise ConfigError(f"{source}: input must be a mapping like {{frames: 1, size: 256}} of positive ints")
+    return {"frames": int(raw.get("frames", 1)), **({"size": int(raw["size"])} if "size" in raw else {})}
+
+
 def parse_sweep(raw: Any, source: str, overrides: dict[str, Any] | None = None) -> Sweep:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with keys {sorted(SWEEP_KEYS)}")
     unknown = sorted(set(raw) - SWEEP_KEYS)
     if unknown:
         raise ConfigError(f"{source}: unknown key '{unknown[0]}' (known: {', '.join(sorted(SWEEP_KEYS))})")
-    for key, kind in (("sweep", str), ("experiment", str), ("runs", list)):
+    for key, kind in (("sweep", str), ("experiment", str)):
         if not isinstance(raw.get(key), kind):
             raise ConfigError(f"{source}: '{key}' must be a {kind.__name__}")
+    if "/" in raw["sweep"] or not raw["sweep"]:
+        raise ConfigError(f"{source}: 'sweep' must be non-empty and contain no '/'")
+    study = raw.get("study") or ""
+    if study and study not in STUDIES:
+        raise ConfigError(f"{source}: study '{study}' is not one of {', '.join(STUDIES)}")
+    if "runs" in raw and not isinstance(raw["runs"], list):
+        raise ConfigError(f"{source}: 'runs' must be a list")
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise ConfigError(f"{source}: 'base' must be a mapping")
-    if not raw["runs"]:
+    runs = list(raw.get("runs") or [])
+    if "runs" in raw and not runs and "axes" not in raw:
         raise ConfigError(f"{source}: 'runs' is empty")
-    configs, seen = [], set()
-    for index, run in enumerate(raw["runs"]):
-        where = f"{source}: runs[{index}]"
+    if not runs and "axes" not in raw:
+        raise ConfigError(f"{source}: needs 'runs' or 'axes'")
+    for index, run in enumerate(runs):
         if not isinstance(run, dict) or not isinstance(run.get("name"), str):
-            raise ConfigError(f"{where}: each run needs a 'name'")
-        if run["name"] in seen:
-            raise ConfigError(f"{where}: duplicate run name '{run['name']}'")
-        seen.add(run["name"])
+            raise ConfigError(f"{source}: runs[{index}]: each run needs a 'name'")
+
+    axes: dict[str, list[Any]] = {}
+    named: list[tuple[str, str, dict[str, Any]]] = [
+        (f"{source}: runs[{i}]", run["name"], run) for i, run in enumerate(runs)
+    ]
+    if "axes" in raw:
+        blocks = raw["axes"] if isinstance(raw["axes"], list) else [raw["axes"]]
+        if not blocks:
+            raise ConfigError(f"{source}: axes is an empty list")
+        for i, block in enumerate(blocks):
+            where = f"{source}" if len(blocks) == 1 and not isinstance(raw["axes"], list) else f"{source}: axes[{i}]"
+            for point in expand_axes(block, where):
+                name = axis_run_name(point)
+                named.append((f"{source}: axes run '{name}'", name, {"name": name, **nested(point)}))
+            for kind in block.values():
+                for key, values in kind.items():
+                    axes.setdefault(key, [])
+                    axes[key] += [v for v in values if v not in axes[key]]
+
+    configs, seen = [], set()
+    for where, name, run in named:
+        if name in seen:
+            raise ConfigError(f"{where}: duplicate run name '{name}'")
+        seen.add(name)
         merged = deep_merge(deep_merge(base, run), overrides or {})
         configs.append(TrainConfig.from_dict(merged, where=where))
-    return Sweep(name=raw["sweep"], experiment=raw["experiment"], configs=configs, source=source)
+    sweep = Sweep(
+        name=raw["sweep"], experiment=raw["experiment"], configs=configs, source=source, study=study,
+        input=_check_input(raw.get("input"), source), axes=axes,
+    )
+    for run, dep in sweep.dependencies().items():
+        if dep not in seen or dep == run:
+            raise ConfigError(f"{source}: {run}: train.init_from '@{dep}' names no other run of this sweep")
+    return sweep

@@ -1,0 +1,129 @@
+"""The sweep runner with a stand-in trainer: concurrency by free resources, failures isolated, finished
+children skipped on resume, stage-2 runs after the run they start from. A real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from workflows.scale_sweep import plan_from_input
+from workflows.sweep_config import parse_sweep
+from workflows.sweep_runner import SweepRunner, find_children, find_parent, has_room
+from workflows.tracking import MlflowClient, create_run, prepare_tracking
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp")
+    client = MlflowClient(uri)
+    parent = create_run(client, experiment_id, "sw", tags={"sweep": "sw", "role": "sweep"})
+    return client, experiment_id, parent
+
+
+def plans_for(runs):
+    raw = {"sweep": "sw", "experiment": "exp", "base": {"model": {"variant": "N-N/8"}, "train": {"steps": 20}},
+           "runs": runs}
+    return [plan_from_input(c, 1, 32) for c in parse_sweep(raw, "t.yaml").configs]
+
+
+class FakeTrainer:
+    """Creates the child run like run_training does, sleeps, records overlap; fails configs named 'bad*'."""
+
+    def __init__(self, client, experiment_id, delay=0.3):
+        self.client, self.experiment_id, self.delay = client, experiment_id, delay
+        self.calls, self.active, self.max_active = [], 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, plan, parent_run_id=None, **kwargs):
+        with self.lock:
+            self.calls.append((plan.config.name, plan.config.train.init_from))
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        run_id = create_run(self.client, self.experiment_id, plan.config.name, parent_run_id=parent_run_id)
+        try:
+            time.sleep(self.delay)
+            if plan.config.name.startswith("bad"):
+                self.client.set_terminated(run_id, "FAILED")
+                raise RuntimeError("Training failed\nworker died: out of memory")
+            self.client.log_metric(run_id, "eval_psnr", 20.0 + plan.config.model.channels)
+            self.client.set_terminated(run_id, "FINISHED")
+            return {"run_id": run_id, "metrics": {"eval_psnr": 20.0 + plan.config.model.channels}, "wall_time_s": 1}
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def runner(store, trainer, cpus_free, parent=None, **kwargs):
+    client, experiment_id, parent = store[0], store[1], parent or store[2]
+    resources = lambda: ({"CPU": cpus_free}, {"CPU": cpus_free})  # noqa: E731
+    return SweepRunner(client, experiment_id, parent, trainer, {}, resources=resources, log=lambda m: None, **kwargs)
+
+
+def test_room_counts_reserved_resources():
+    assert has_room({"CPU": 4}, {"CPU": 8}, {"CPU": 8}, {})
+    assert not has_room({"CPU": 4}, {"CPU": 8}, {"CPU": 8}, {"CPU": 5})  # Ray's count lags: ours wins
+    assert not has_room({"CPU": 4, "GPU": 2}, {"CPU": 8, "GPU": 1}, {"CPU": 8, "GPU": 1}, {})
+
+
+def test_concurrent_when_there_is_room_sequential_otherwise(store):
+    plans = plans_for([{"name": f"c{c}", "model": {"channels": c}} for c in (4, 8, 16)])
+    client, experiment_id, _ = store
+    wide = FakeTrainer(client, experiment_id)
+    outcomes = runner(store, wide, cpus_free=16.0).run(plans)
+    assert wide.max_active == 3 and all(o.error is None for o in outcomes)
+    narrow = FakeTrainer(client, experiment_id, delay=0.05)
+    fresh = create_run(client, experiment_id, "sw2")  # a new parent: nothing to skip
+    runner(store, narrow, cpus_free=4.0, parent=fresh).run(plans)  # one config (2 workers + 2 headroom) at a time
+    assert narrow.max_active == 1 and len(narrow.calls) == 3
+    capped = FakeTrainer(client, experiment_id, delay=0.2)
+    runner(store, capped, cpus_free=16.0, max_concurrent=2, parent=create_run(client, experiment_id, "sw3")).run(plans)
+    assert capped.max_active == 2
+
+
+def test_a_failed_child_does_not_stop_the_others(store):
+    plans = plans_for([{"name": "c4", "model": {"channels": 4}}, {"name": "bad"}, {"name": "c16", "model": {"channels": 16}}])
+    client, experiment_id, parent = store
+    outcomes = runner(store, FakeTrainer(client, experiment_id, delay=0.01), cpus_free=4.0).run(plans)
+    assert [o.plan.config.name for o in outcomes] == ["c4", "bad", "c16"]
+    assert outcomes[1].error == "worker died: out of memory"
+    assert outcomes[0].result and outcomes[2].result
+    children = find_children(client, experiment_id, parent)
+    assert {n: r.info.status for n, r in children.items()} == {"c4": "FINISHED", "bad": "FAILED", "c16": "FINISHED"}
+
+
+def test_resume_skips_finished_children_and_finds_the_parent(store):
+    client, experiment_id, parent = store
+    assert find_parent(client, experiment_id, "sw") == parent
+    plans = plans_for([{"name": "c4", "model": {"channels": 4}}, {"name": "c16", "model": {"channels": 16}}])
+    first = FakeTrainer(client, experiment_id, delay=0.01)
+    runner(store, first, cpus_free=4.0).run(plans[:1])  # "killed" after the first child
+    second = FakeTrainer(client, experiment_id, delay=0.01)
+    outcomes = runner(store, second, cpus_free=4.0).run(plans)
+    assert [name for name, _ in second.calls] == ["c16"]
+    assert outcomes[0].result["skipped"] and outcomes[0].result["metrics"]["eval_psnr"] == 24.0
+    client.set_terminated(parent, "FINISHED")
+    assert find_parent(client, experiment_id, "sw") is None  # a finished sweep is not resumed
+
+
+def test_stage_two_waits_for_its_stage_one_export(store, tmp_path):
+    client, experiment_id, _ = store
+    plans = plans_for([
+        {"name": "gan", "optim": {"gan_weight": 0.05}, "train": {"stage": 2, "init_from": "@lpips"}},
+        {"name": "lpips", "optim": {"lpips_weight": 1.0}},
+    ])
+    trainer = FakeTrainer(client, experiment_id, delay=0.01)
+    outcomes = runner(store, trainer, cpus_free=16.0, cache_dir=tmp_path).run(plans)
+    assert [name for name, _ in trainer.calls] == ["lpips", "gan"]
+    init_from = trainer.calls[1][1]
+    assert init_from.endswith("/model") and outcomes[1].result["run_id"] in init_from
+    assert outcomes[0].error is None
+
+
+def test_stage_two_fails_when_its_stage_one_failed(store):
+    client, experiment_id, _ = store
+    plans = plans_for([{"name": "bad"}, {"name": "gan", "optim": {"gan_weight": 0.05},
+                                         "train": {"stage": 2, "init_from": "@bad"}}])
+    outcomes = runner(store, FakeTrainer(client, experiment_id, delay=0.01), cpus_free=16.0).run(plans)
+    assert outcomes[1].error == "its init_from run 'bad' failed"
