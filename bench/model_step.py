@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, resolution, *_ in workloads:
             by = {r["precision"]: r["samples_per_s"] for r in results if r["model"] == name and not r["compiled"]}
             winner = max(by, key=by.get)
-            faster[f"{name}@{resolution}"] = {"faster": winner, "bf16_over_fp32": round(by["bf16-autocast"] / by["fp32"], 2)}
+            ratio = round(by["bf16-autocast"] / by["fp32"], 2)
+            faster[f"{name}@{resolution}"] = {"faster": winner, "bf16_over_fp32": ratio}
         report["cpu_precision_comparison"] = faster
     print(json.dumps(report, indent=1))
     return 0

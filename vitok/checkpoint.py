@@ -88,7 +88,9 @@ def save_checkpoint(directory: str | Path, config: dict[str, Any], state_dict: d
     return directory
 
 
-def load_checkpoint(path: str | Path, endpoint_url: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def load_checkpoint(
+    path: str | Path, endpoint_url: str | None = None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Read (config dict, state dict on CPU) from a checkpoint directory (local, file:// or s3://)."""
     directory = resolve_path(path, endpoint_url)
     weights, config = directory / WEIGHTS_NAME, directory / CONFIG_NAME

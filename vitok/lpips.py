@@ -83,7 +83,8 @@ class LPIPS(nn.Module):
     def per_image(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Distance of each image pair: (..., H, W, 3) twice -> (N,) with N the product of leading dims."""
         if a.shape != b.shape or a.shape[-1] != 3 or a.ndim not in (4, 5):
-            raise ValueError(f"expected matching (N, H, W, 3) or (B, T, H, W, 3), got {tuple(a.shape)}, {tuple(b.shape)}")
+            shapes = f"{tuple(a.shape)}, {tuple(b.shape)}"
+            raise ValueError(f"expected matching (N, H, W, 3) or (B, T, H, W, 3), got {shapes}")
         n = a.shape[:-3].numel()
         x = torch.cat([a.reshape(n, *a.shape[-3:]), b.reshape(n, *b.shape[-3:])]).permute(0, 3, 1, 2)
         x = (x.float() - self.shift) / self.scale  # (2N, 3, H, W); the trunk runs as one batch

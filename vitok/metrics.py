@@ -1,7 +1,7 @@
 """Reconstruction metrics on (B, T, H, W, 3) tensors in [-1, 1]: PSNR, SSIM and (with VGG weights) LPIPS.
 
-PSNR and SSIM map to [0, 1] (data_range 1); all fold frames into the batch, score each frame, and return the mean over
-frames as a python float: call them on evaluation steps, not inside the training step.
+PSNR and SSIM map to [0, 1] (data_range 1); all fold frames into the batch, score each frame, and return the
+mean over frames as a python float: call them on evaluation steps, not inside the training step.
 """
 
 from __future__ import annotations
