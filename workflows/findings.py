@@ -260,9 +260,9 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
         head += ["This sweep covers none of the paper's findings (nothing it varies matches one).", ""]
     body = []
     for f in findings:
-        body += [f"## {f.id}: {f.verdict}", "", f"- Paper: {f.claim} ({f.paper})."]
+        body += [f"## {f.id}: {f.verdict}", "", f"- Paper: {f.claim.rstrip('.')} (paper: {f.paper})."]
         body += ["- Measured:"] + [f"  - {line}" for line in f.measured]
-        body += [f"- Verdict: **{f.verdict}**. Rule: {f.rule}.", ""]
+        body += [f"- Verdict: **{f.verdict}**. Rule: {f.rule.rstrip('.')}.", ""]
     body += ["Not covered by any sweep here: e_generation (generation quality needs a generator trained on the "
              "latents; this workflow measures reconstruction).", ""]
     return "\n".join(head + body)

@@ -1,0 +1,243 @@
+"""End-to-end scaling sweeps through the CLI (`workflows/scale_sweep.py` in a subprocess, its own local Ray):
+
+- against a real `mlflow server` (SQLite backend, 127.0.0.1): through the REST API, the parent run has every
+  child, the children share one set of param keys, and the parent holds the table, the plots and findings.md;
+- killed mid-way (SIGKILL to its process group) and re-run: the finished child is not retrained (same run,
+  skipped), and the parent ends FINISHED with all children.
+
+Tiny configs (N-N/8 on the 32x32 test shards, a few steps) keep each child at Ray/DeepSpeed start-up cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import BIN, REPO, free_port
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = REPO / "workflows" / "scale_sweep.py"
+
+
+def write_sweep(path: Path, shards: Path, name: str, channels: list[int], steps: int = 5) -> Path:
+    path.write_text(yaml.safe_dump({
+        "sweep": name,
+        "experiment": "sweep-it",
+        "study": "e_sweep",
+        "input": {"frames": 1, "size": 32},
+        "base": {
+            "model": {"variant": "N-N/8"},
+            "data": {"shards": str(shards), "media_type": "image", "shuffle_buffer": 0},
+            "optim": {"base_lr": 0.064, "warmup_steps": 1},
+            "train": {"steps": steps, "micro_batch_size": 4, "num_workers": 2, "zero_stage": 2,
+                      "log_every": 5, "eval_samples": 8, "checkpoint_every": 5},
+        },
+        "axes": {"grid": {"model.channels": channels}},
+    }))
+    return path
+
+
+@pytest.fixture
+def ray_tmp():
+    """A private Ray temp root (short: Ray's socket paths must stay under 108 bytes), so the test's local
+    Ray is not confused with other Ray instances on the machine and its leftovers can be found by path."""
+    root = tempfile.mkdtemp(prefix="rs", dir="/tmp")
+    yield root
+    kill_ray_processes(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def ray_pids(root: str) -> list[int]:
+    """Processes whose command line or environment names `root`: the local Ray this test's CLI started."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if root.encode() in cmdline or f"RAY_TMPDIR={root}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_ray_processes(root: str) -> list[int]:
+    pids = ray_pids(root)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def sweep_env(ray_root: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    return {**env, "RAY_TMPDIR": ray_root, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "DS_ACCELERATOR": "cpu"}
+
+
+def run_sweep(config: Path, uri: str, storage: Path, ray_root: str, timeout: float = 900):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri, "--storage-path", str(storage)],
+        capture_output=True, text=True, timeout=timeout, env=sweep_env(ray_root), cwd=REPO,
+    )
+
+
+# ------------------------------------------------------------------------------------ MLflow server, REST
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    log = open(tmp_path / "mlflow-server.log", "w")
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'mlflow-server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def rest(url: str, endpoint: str, body: dict | None = None, **query) -> dict:
+    full = f"{url}/api/2.0/mlflow/{endpoint}"
+    if query:
+        full += "?" + urllib.parse.urlencode(query)
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(full, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def search(url: str, experiment_id: str, filter_string: str) -> list[dict]:
+    return rest(url, "runs/search", {"experiment_ids": [experiment_id], "filter": filter_string}).get("runs", [])
+
+
+def artifact_paths(url: str, run_id: str, path: str = "") -> set[str]:
+    files = rest(url, "artifacts/list", run_id=run_id, **({"path": path} if path else {})).get("files", [])
+    return {f["path"] for f in files}
+
+
+def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray_tmp):
+    config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-server", [4, 16, 64])
+    proc = run_sweep(config, mlflow_server, tmp_path / "ray", ray_tmp)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert "## e_reconstruction:" in proc.stdout  # the findings are printed at the end
+
+    experiment_id = rest(mlflow_server, "experiments/get-by-name", experiment_name="sweep-it")["experiment"]["experiment_id"]
+    (parent,) = search(mlflow_server, experiment_id, "tags.sweep = 'it-server' and tags.role = 'sweep'")
+    parent_id = parent["info"]["run_id"]
+    assert parent["info"]["status"] == "FINISHED"
+    parent_tags = {t["key"]: t["value"] for t in parent["data"]["tags"]}
+    assert parent_tags["study"] == "e_sweep" and parent_tags["git_commit"] not in ("", None)
+    assert "finding.e_reconstruction" in parent_tags
+
+    children = search(mlflow_server, experiment_id, f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    assert sorted(c["info"]["run_name"] for c in children) == ["c16", "c4", "c64"]
+    assert all(c["info"]["status"] == "FINISHED" for c in children)
+    keys = [frozenset(p["key"] for p in c["data"]["params"]) for c in children]
+    assert len(set(keys)) == 1 and {"E", "model.channels", "gmacs", "params"} <= keys[0]
+    for child in children:
+        tags = {t["key"]: t["value"] for t in child["data"]["tags"]}
+        assert (tags["sweep"], tags["study"], tags["role"]) == ("it-server", "e_sweep", "config")
+        assert "git_commit" in tags
+        assert any(m["key"] == "eval_psnr" for m in child["data"]["metrics"])
+
+    top = artifact_paths(mlflow_server, parent_id)
+    assert {"summary.csv", "summary.md", "findings.md", "plots"} <= top, top
+    assert "plots/metrics_vs_E.png" in artifact_paths(mlflow_server, parent_id, "plots")
+    metrics = {m["key"] for m in parent["data"].get("metrics", [])}
+    assert "fit_PSNR_vs_log2_E_slope" in metrics and "fit_PSNR_vs_log2_E_r2" in metrics
+
+
+# ------------------------------------------------------------------------------------ kill and resume
+
+
+def test_killed_sweep_resumes_without_retraining(sample_shards, tmp_path, ray_tmp):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-resume", [4, 16, 64], steps=10)
+    cmd = [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri,
+           "--storage-path", str(tmp_path / "ray")]
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=sweep_env(ray_tmp), cwd=REPO,
+                            start_new_session=True)
+    client = None
+    finished_id = None
+    deadline = time.time() + 600
+    try:
+        while finished_id is None:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-5000:]
+            assert time.time() < deadline, "the first child never finished"
+            time.sleep(2)
+            if not (tmp_path / "mlflow.db").exists():
+                continue
+            client = client or MlflowClient(uri)
+            experiment = client.get_experiment_by_name("sweep-it")
+            if experiment is None:
+                continue
+            runs = client.search_runs([experiment.experiment_id], "tags.role = 'config'")
+            done = [r for r in runs if r.info.status == "FINISHED"]
+            if done:
+                finished_id, finished_name = done[0].info.run_id, done[0].info.run_name
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    time.sleep(3)
+    leftovers = kill_ray_processes(ray_tmp)  # Ray's own processes share the driver's fate; report if not
+    print(f"Ray processes left after SIGKILL of the sweep's process group: {len(leftovers)}")
+
+    experiment_id = client.get_experiment_by_name("sweep-it").experiment_id
+    (parent,) = client.search_runs([experiment_id], "tags.sweep = 'it-resume' and tags.role = 'sweep'")
+    assert parent.info.status == "RUNNING"  # killed: never terminated
+
+    proc2 = run_sweep(config, uri, tmp_path / "ray", ray_tmp)
+    assert proc2.returncode == 0, (proc2.stdout + proc2.stderr)[-5000:]
+    assert f"[{finished_name}] already finished in run {finished_id}: skipped" in proc2.stdout
+
+    parents = client.search_runs([experiment_id], "tags.sweep = 'it-resume' and tags.role = 'sweep'")
+    assert [p.info.run_id for p in parents] == [parent.info.run_id]  # resumed, not a second sweep
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    names = sorted(c.info.run_name for c in children)
+    assert names == ["c16", "c4", "c64"], names  # no duplicate child for the finished (or the resumed) config
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert {c.info.run_name: c.info.run_id for c in children}[finished_name] == finished_id
+    summary = client.download_artifacts(parent.info.run_id, "summary.csv", str(tmp_path))
+    assert "skipped (already finished)" in Path(summary).read_text()
