@@ -5,7 +5,7 @@
     python bench/model_step.py --compile  # also time torch.compile'd models (GPU runs)
 
 FLOPs are analytic: 2 x forward MACs (vitok.flops.forward_macs) x 3 for forward + backward, per sample.
-MFU = achieved FLOP/s / peak FLOP/s of the same precision, the peak being the best of a few big square matmuls
+MFU = achieved FLOP/s / peak FLOP/s of the same precision (fp32 or bf16), the peak being the best of a few big square matmuls
 timed here, so it is this machine's attainable matmul rate, not a datasheet number. On CUDA the step runs under
 bf16 autocast (SDPA picks its fused kernels); the fp32 CPU run uses no autocast. Prints one JSON object.
 """
@@ -74,14 +74,24 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int) 
 
 
 def step_rate(
-    name: str, resolution: int, batch: int, device: torch.device, bf16: bool, compile_: bool, warmup: int, steps: int
+    name: str, resolution: int, batch: int, device: torch.device, precision: str, compile_: bool, warmup: int,
+    steps: int,
 ) -> dict:
-    """Median seconds of forward + backward (stage-1 loss) over `steps` timed steps, and what follows from it."""
+    """Median seconds of forward + backward (stage-1 loss) over `steps` timed steps, and what follows from it.
+
+    precision: "fp32"; "bf16-autocast" (fp32 weights, cast to bf16 by autocast on every use); "bf16" (weights
+    stored in bf16, as DeepSpeed's bf16 mode keeps them, so no per-step weight casts).
+    """
     torch.manual_seed(0)
     config = ViTokConfig.from_name(name)
     model = ViTok(config).to(device).train()
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)
+    bf16 = precision == "bf16-autocast"
     runner = torch.compile(model) if compile_ else model
     x = torch.rand(batch, 1, resolution, resolution, 3, device=device) * 2 - 1
+    if precision == "bf16":
+        x = x.to(torch.bfloat16)
     times = []
     for i in range(warmup + steps):
         sync(device)
@@ -99,7 +109,7 @@ def step_rate(
     flops_per_sample = 3 * 2 * sum(forward_macs(config, tokens))
     return {
         "model": name, "resolution": resolution, "batch": batch, "tokens": tokens,
-        "precision": "bf16-autocast" if bf16 else "fp32", "compiled": compile_,
+        "precision": precision, "compiled": compile_,
         "step_s": round(seconds, 4), "samples_per_s": round(batch / seconds, 3),
         "gflops_per_sample": round(flops_per_sample * 1e-9, 3),
         "achieved_gflops": round(flops_per_sample * batch / seconds * 1e-9, 1),
@@ -118,19 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     workloads = QUICK_WORKLOADS if args.quick else WORKLOADS
 
     # CPU: fp32 and bf16 side by side (these CPUs have AMX/AVX-512 bf16); CUDA: bf16 autocast only.
-    precisions = [False, True] if device.type == "cpu" else [True]
+    precisions = ["fp32", "bf16-autocast", "bf16"] if device.type == "cpu" else ["bf16-autocast"]
     n = (1024 if args.quick else 4096) if device.type == "cpu" else 8192
     load_before = os.getloadavg()[0]
-    peaks = {"fp32": matmul_peak(device, torch.float32, n, 3)} if False in precisions else {}
-    peaks["bf16-autocast"] = matmul_peak(device, torch.bfloat16, n, 3)
+    peaks = {"fp32": matmul_peak(device, torch.float32, n, 3)} if "fp32" in precisions else {}
+    peaks["bf16"] = matmul_peak(device, torch.bfloat16, n, 3)
 
     results = []
     for name, resolution, cpu_batch, gpu_batch in workloads:
         batch = cpu_batch if device.type == "cpu" else gpu_batch
-        for bf16 in precisions:
+        for precision in precisions:
             for compile_ in [False, True] if args.compile else [False]:
-                r = step_rate(name, resolution, batch, device, bf16, compile_, warmup=1, steps=steps)
-                r["mfu"] = round(r["achieved_gflops"] * 1e9 / peaks[r["precision"]], 3)
+                r = step_rate(name, resolution, batch, device, precision, compile_, warmup=1, steps=steps)
+                r["mfu"] = round(r["achieved_gflops"] * 1e9 / peaks[precision.split("-")[0]], 3)
                 results.append(r)
                 print(f"# {r['model']} {r['resolution']}p {r['precision']}{' compiled' if compile_ else ''}: "
                       f"{r['samples_per_s']} samples/s, MFU {r['mfu']}", file=sys.stderr, flush=True)  # fmt: skip
@@ -140,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype = torch.float32 if precision == "fp32" else torch.bfloat16
         peaks[precision] = max(peaks[precision], matmul_peak(device, dtype, n, 3))
     for r in results:
-        r["mfu"] = round(r["achieved_gflops"] * 1e9 / peaks[r["precision"]], 3)
+        r["mfu"] = round(r["achieved_gflops"] * 1e9 / peaks[r["precision"].split("-")[0]], 3)
     report = {
         "benchmark": "vitok forward+backward (stage-1 loss), samples/s and MFU",
         **environment(device),
@@ -156,9 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         faster = {}
         for name, resolution, *_ in workloads:
             by = {r["precision"]: r["samples_per_s"] for r in results if r["model"] == name and not r["compiled"]}
-            winner = max(by, key=by.get)
-            ratio = round(by["bf16-autocast"] / by["fp32"], 2)
-            faster[f"{name}@{resolution}"] = {"faster": winner, "bf16_over_fp32": ratio}
+            speedup = {p: round(by[p] / by["fp32"], 2) for p in by if p != "fp32"}
+            faster[f"{name}@{resolution}"] = {"fastest": max(by, key=by.get), "speedup_over_fp32": speedup}
         report["cpu_precision_comparison"] = faster
     print(json.dumps(report, indent=1))
     return 0
