@@ -190,7 +190,11 @@ def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray
 def test_killed_sweep_resumes_without_retraining(sample_shards, tmp_path, ray_tmp):
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    from workflows.tracking import prepare_tracking
+
+    # The store is created here, once, before two processes (the CLI and this poller) open it: concurrent
+    # first opens of a SQLite store race on its schema migration.
+    uri, _ = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "sweep-it")
     config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-resume", [4, 16, 64], steps=10)
     cmd = [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri,
            "--storage-path", str(tmp_path / "ray")]
@@ -205,8 +209,6 @@ def test_killed_sweep_resumes_without_retraining(sample_shards, tmp_path, ray_tm
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-5000:]
             assert time.time() < deadline, "the first child never finished"
             time.sleep(2)
-            if not (tmp_path / "mlflow.db").exists():
-                continue
             client = client or MlflowClient(uri)
             experiment = client.get_experiment_by_name("sweep-it")
             if experiment is None:
