@@ -28,6 +28,8 @@ class DataSection:
     shards: str = "work/shards"  # output folder of `python -m data_prep run`
     media_type: str = "image"  # which shards to train on: "image" (T=1) or "video" (T frames)
     shuffle_buffer: int = 64  # rows in each worker's local shuffle buffer
+    crop: int = 0  # random crop side in training, centre crop at eval (0: the whole tubelet)
+    flip: bool = False  # random horizontal flip in training
     # Train splits up to this many bytes are materialised once and repeated so that one Ray Data epoch
     # covers the whole run: on small corpora the per-epoch start-up would otherwise cost more than a step.
     cache_max_bytes: int = 1 << 30
@@ -42,6 +44,11 @@ class OptimSection:
     grad_clip: float = 1.0  # DeepSpeed `gradient_clipping` (applied after backward, inside engine.step)
     kl_beta: float = 1e-3  # beta of the KL term (paper Eq. 1)
     l1_weight: float = 0.0  # optional L1 reconstruction term
+    lpips_weight: float = 0.0  # eta: LPIPS weight (paper: 1.0); needs weights.lpips, else LPIPS is off
+    gan_weight: float = 0.0  # lambda: generator GAN weight in stage 2 (paper's ablation: 0.05)
+    disc_lr: float = 2e-5  # discriminator learning rate (stage 2)
+    gan_start_step: int = 0  # stage-2 step at which the GAN term starts
+    gan_warmup_steps: int = 0  # linear ramp of the GAN weight after its start
 
 
 @dataclass
@@ -56,10 +63,26 @@ class TrainSection:
     log_every: int = 10  # steps between logged metrics (losses are synced to the host only then)
     eval_samples: int = 64  # held-out samples used for the final PSNR/SSIM
     threads_per_worker: int = 0  # torch intra-op threads per worker; 0 = cores / workers
+    stage: int = 1  # 1: MSE + LPIPS + KL; 2: encoder frozen, decoder + GAN discriminator
+    init_from: str = ""  # stage 2: a stage-1 export (folder or s3:// URI with model.safetensors + config.json)
+    checkpoint_every: int = 100  # steps between DeepSpeed checkpoints (0: only at the end)
+    keep_checkpoints: int = 2  # Ray Train keeps this many latest checkpoints
+    max_failures: int = 0  # worker-group restarts Ray Train may make; each resumes from the last checkpoint
+    grid_every: int = 0  # steps between reconstruction grids logged to MLflow (0: the final one only)
 
     @property
     def global_batch_size(self) -> int:
         return self.micro_batch_size * self.grad_accum * self.num_workers
+
+
+@dataclass
+class WeightsSection:
+    """Pretrained networks, from a local path or s3:// URI. Empty: that loss term or metric is off and the
+    run records it as off; nothing is downloaded and no metric is ever faked."""
+
+    lpips: str = ""  # VGG16 + LPIPS heads (vitok.lpips layout)
+    inception: str = ""  # InceptionV3 FID feature extractor, TorchScript (rFID)
+    i3d: str = ""  # I3D feature extractor, TorchScript (rFVD, video only)
 
 
 @dataclass
@@ -69,6 +92,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
+    weights: WeightsSection = field(default_factory=WeightsSection)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "TrainConfig":
@@ -82,7 +106,7 @@ class TrainConfig:
     def flat(self) -> dict[str, Any]:
         """`section.key` -> value, the form logged as MLflow params."""
         out: dict[str, Any] = {"name": self.name}
-        for section in ("model", "data", "optim", "train"):
+        for section in ("model", "data", "optim", "train", "weights"):
             for key, value in dataclasses.asdict(getattr(self, section)).items():
                 out[f"{section}.{key}"] = value
         return out
@@ -106,11 +130,20 @@ class TrainConfig:
             (t.eval_samples >= 1, "train.eval_samples", "must be >= 1"),
             (t.threads_per_worker >= 0, "train.threads_per_worker", "must be >= 0"),
             (self.data.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0"),
+            (self.data.crop >= 0, "data.crop", "must be >= 0"),
             (self.data.cache_max_bytes >= 0, "data.cache_max_bytes", "must be >= 0"),
             (o.base_lr > 0, "optim.base_lr", "must be > 0"),
             (0 <= o.warmup_steps < t.steps, "optim.warmup_steps", "must be in [0, train.steps)"),
             (o.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)"),
-            (o.kl_beta >= 0 and o.l1_weight >= 0, "optim", "loss weights must be >= 0"),
+            (min(o.kl_beta, o.l1_weight, o.lpips_weight, o.gan_weight) >= 0, "optim", "loss weights must be >= 0"),
+            (o.disc_lr > 0, "optim.disc_lr", "must be > 0"),
+            (min(o.gan_start_step, o.gan_warmup_steps) >= 0, "optim", "GAN start and warm-up must be >= 0"),
+            (t.stage in (1, 2), "train.stage", "must be 1 or 2"),
+            (t.stage == 1 or bool(t.init_from), "train.init_from", "is required for stage 2 (a stage-1 export)"),
+            (t.stage == 2 or o.gan_weight == 0, "optim.gan_weight", "is a stage-2 term; set train.stage: 2"),
+            (min(t.checkpoint_every, t.max_failures, t.grid_every) >= 0, "train", "checkpoint_every, "
+             "max_failures and grid_every must be >= 0"),
+            (t.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1"),
             (bool(self.name) and "/" not in self.name, "name", "must be non-empty and contain no '/'"),
         ]
         for ok, key, reason in checks:

@@ -22,14 +22,16 @@ def evaluate(
     batches: Iterable[torch.Tensor],
     max_samples: int,
     device: torch.device | str = "cpu",
+    lpips: torch.nn.Module | None = None,
 ) -> tuple[dict[str, float], np.ndarray | None]:
     """Mean PSNR/SSIM of `reconstruct` (deterministic: the posterior mean) over up to `max_samples`.
 
     Every rank must call this with the same batches when the model is ZeRO-3 partitioned, because each
     forward gathers parameters collectively; only rank 0 needs the result.
-    Returns the metrics (`eval_psnr`, `eval_ssim`, `eval_samples`) and a grid of the first batch.
+    Returns the metrics (`eval_psnr`, `eval_ssim`, `eval_samples`, and `eval_lpips` when an LPIPS network
+    is given) and a grid of the first batch.
     """
-    seen, psnr_sum, ssim_sum, grid = 0, 0.0, 0.0, None
+    seen, psnr_sum, ssim_sum, lpips_sum, grid = 0, 0.0, 0.0, 0.0, None
     for pixels in batches:
         if seen >= max_samples:
             break
@@ -38,9 +40,14 @@ def evaluate(
         n = x.shape[0]
         psnr_sum += psnr(recon, x) * n
         ssim_sum += ssim(recon, x) * n
+        if lpips is not None:
+            lpips_sum += float(lpips(recon, x).mean()) * n
         if grid is None:
             grid = reconstruction_grid(x, recon)
         seen += n
     if seen == 0:
         return {"eval_samples": 0.0}, None
-    return {"eval_psnr": psnr_sum / seen, "eval_ssim": ssim_sum / seen, "eval_samples": float(seen)}, grid
+    results = {"eval_psnr": psnr_sum / seen, "eval_ssim": ssim_sum / seen, "eval_samples": float(seen)}
+    if lpips is not None:
+        results["eval_lpips"] = lpips_sum / seen
+    return results, grid

@@ -104,8 +104,34 @@ class RunLogger:
     def file(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def folder(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Logs the folder's contents (not the folder itself) under `artifact_path`."""
+        self.client.log_artifacts(self.run_id, str(path), artifact_path)
+
+    def last_step(self, key: str) -> int:
+        """The highest step already logged for `key` (0 if none).
+
+        After a worker is lost, training resumes from the last checkpoint and redoes the steps after it;
+        their metrics were already logged by the lost attempt, so the loop logs only steps past this one:
+        every step reaches MLflow exactly once, with no gap and no restart from zero.
+        """
+        history = self.client.get_metric_history(self.run_id, key)
+        return max((m.step for m in history), default=0)
+
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
+
+
+def system_metrics(tracking_uri: str, run_id: str):
+    """Starts MLflow's CPU/memory/GPU sampler for the run (from rank 0's node); call `.finish()` at the end.
+
+    `resume_logging` continues the step numbering after a worker-group restart instead of starting over.
+    """
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=5, resume_logging=True, tracking_uri=tracking_uri)
+    monitor.start()
+    return monitor
 
 
 def log_table(client: MlflowClient, run_id: str, rows: list[dict[str, Any]], stem: str) -> None:
@@ -117,7 +143,6 @@ def log_table(client: MlflowClient, run_id: str, rows: list[dict[str, Any]], ste
             path = Path(tmp) / f"{stem}.{suffix}"
             path.write_text(render(rows))
             client.log_artifact(run_id, str(path))
-
 
 
 def prepare_tracking(uri: str | None, experiment: str) -> tuple[str, str]:

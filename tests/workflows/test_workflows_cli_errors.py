@@ -33,7 +33,7 @@ def test_malformed_yaml(tmp_path):
 def test_unknown_variant(tmp_path, sample_shards):
     config = write(tmp_path, "sweep: s\nexperiment: e\nruns:\n  - {name: a, model: {variant: X-B/16}}\n")
     line = one_line_error(run_cli(sys.executable, SWEEP, "--config", config, "--shards", str(sample_shards)))
-    assert "runs[0]" in line and "X-B/16" in line
+    assert "run 'a'" in line and "X-B/16" in line
 
 
 def test_patch_that_does_not_divide_the_shards(tmp_path, sample_shards):

@@ -1,0 +1,112 @@
+"""A Ray Train worker killed mid-run is replaced; training resumes from the last checkpoint in the same
+MLflow run, with every step logged exactly once; the exported weights load and reconstruct."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import ray
+import torch
+
+from data_prep.reader import read_tubelets
+from vitok import ViTok
+from vitok.metrics import psnr
+from workflows.config import TrainConfig
+from workflows.evaluate import pixels_to_model_input
+from workflows.tracking import MlflowClient, prepare_tracking
+from workflows.train import plan_run, run_training
+
+pytestmark = pytest.mark.integration
+STEPS = 60
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=4, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def registered_step(storage) -> int:
+    """The step of the latest checkpoint Ray Train has registered (its controller's snapshot), or 0."""
+    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+        except ValueError:  # caught mid-write
+            return 0
+        return int(latest.get("metrics", {}).get("step", 0))
+    return 0
+
+
+def kill_a_worker_after_checkpoint(storage, killed: list[int], timeout: float = 300) -> None:
+    """Waits until Ray Train has registered a checkpoint, then SIGKILLs one Ray Train worker process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and registered_step(storage) == 0:
+        time.sleep(0.1)
+    # Only this test's Ray (started by this process) counts: other Ray sessions may share the machine.
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if any("RayTrainWorker" in part for part in proc.cmdline()):
+                step = registered_step(storage)
+                os.kill(proc.pid, signal.SIGKILL)
+                killed.extend([proc.pid, step])
+                return
+        except psutil.NoSuchProcess:
+            continue
+
+
+def test_killed_worker_resumes_in_the_same_run(sample_shards, local_ray, tmp_path):
+    config = TrainConfig.from_dict(
+        {
+            "name": "ft",
+            "model": {"variant": "N-N/8", "channels": 8},
+            "data": {"shards": str(sample_shards)},
+            "optim": {"base_lr": 0.064, "warmup_steps": 2},
+            "train": {"steps": STEPS, "micro_batch_size": 4, "log_every": 1, "checkpoint_every": 5,
+                      "max_failures": 2, "eval_samples": 8},
+        }
+    )
+    uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "ft-test")
+    storage = tmp_path / "ray"
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_a_worker_after_checkpoint, args=(storage, killed), daemon=True)
+    killer.start()
+    plan = plan_run(config)
+    result = run_training(plan, uri, experiment_id, storage_path=str(storage))
+    killer.join(timeout=5)
+    assert len(killed) == 2, "no Ray Train worker was found to kill"
+    saved_before_kill = killed.pop()
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([experiment_id])
+    assert [r.info.run_id for r in runs] == [result["run_id"]]  # one MLflow run, not one per attempt
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert saved_before_kill < STEPS
+    assert int(run.data.tags["resumed_from_step"]) >= saved_before_kill
+    steps = [m.step for m in client.get_metric_history(result["run_id"], "train_loss")]
+    assert steps == list(range(1, STEPS + 1))  # no gap, no step twice, no restart from zero
+    assert "eval_psnr" in run.data.metrics
+
+    # Re-running the same name finds the finished run and does not train again.
+    again = run_training(plan, uri, experiment_id, storage_path=str(storage))
+    assert again["skipped"] and again["run_id"] == result["run_id"]
+
+    # The export loads with from_pretrained and reconstructs held-out images better than a blank guess.
+    model = ViTok.from_pretrained(result["export"])
+    batch = next(iter(read_tubelets(str(sample_shards), split="val").iter_torch_batches(batch_size=8)))
+    x = pixels_to_model_input(batch["pixels"])
+    with torch.no_grad():
+        recon = model(x).recon.clamp(-1, 1)
+    assert recon.shape == x.shape and torch.isfinite(recon).all()
+    assert psnr(recon, x) > psnr(torch.zeros_like(x), x)
+    artifacts = {a.path for a in client.list_artifacts(result["run_id"], "model")}
+    assert {"model/model.safetensors", "model/config.json"} <= artifacts
+    assert np.isfinite(run.data.metrics["eval_psnr"])

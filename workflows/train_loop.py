@@ -1,0 +1,122 @@
+"""The function every Ray Train worker runs: a DeepSpeed engine over ViTok, the training steps of one stage,
+checkpoints that a restarted worker group resumes from, the held-out evaluation and the final export.
+Rank 0 alone talks to MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import torch
+
+from vitok import ViTok
+from vitok.checkpoint import save_checkpoint
+from vitok.visualize import reconstruction_grid
+from workflows.checkpoints import gathered_state_dict, restore_latest, save_and_report
+from workflows.config import TrainConfig
+from workflows.deepspeed_config import deepspeed_config
+from workflows.evaluate import evaluate, pixels_to_model_input
+from workflows.ingest import augment, center_crop, endless_batches
+from workflows.objectives import Objective
+from workflows.optim import build_optimizer
+from workflows.tracking import RunLogger, system_metrics
+
+
+def build_model(config: TrainConfig) -> ViTok:
+    """Stage 1 starts from fresh weights (the same on every rank: the seed is set first); stage 2 from a
+    stage-1 export, with the encoder frozen."""
+    if config.train.stage == 1:
+        return ViTok.from_name(config.model.variant, channels=config.model.channels)
+    model = ViTok.from_pretrained(config.train.init_from)
+    model.train()
+    model.freeze_encoder()
+    return model
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    config = TrainConfig.from_dict(loop_config["config"])
+    t = config.train
+    # DeepSpeed picks its accelerator when it is first imported; on CPU workers it must be told.
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if t.use_gpu else "cpu")
+    import deepspeed
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(t.threads_per_worker or max(1, (os.cpu_count() or 1) // world))
+    device = torch.device("cuda", torch.cuda.current_device()) if t.use_gpu else torch.device("cpu")
+    torch.manual_seed(t.seed)
+
+    model = build_model(config)
+    optimizer, schedule = build_optimizer(model, config)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(config, world)
+    )
+    objective = Objective(config, device, world)
+    start_step, saved = restore_latest(engine)
+    objective.load_state(saved.get("objective"))
+
+    logger = RunLogger(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
+    logged_through = logger.last_step("train_loss") if logger else 0
+    monitor = system_metrics(loop_config["tracking_uri"], loop_config["run_id"]) if logger else None
+    if logger is not None:
+        logger.tags({"resumed_from_step": str(start_step)})  # 0: a fresh start
+
+    generator = torch.Generator().manual_seed(t.seed * 1000 + rank + start_step)
+    batches = endless_batches(ray.train.get_dataset_shard("train"), t.micro_batch_size, config.data.shuffle_buffer)
+    data_wait, window_start, window_steps = 0.0, time.perf_counter(), 0
+    for step in range(start_step + 1, t.steps + 1):
+        for _ in range(t.grad_accum):
+            wait_start = time.perf_counter()
+            pixels = augment(next(batches), config.data.crop, config.data.flip, generator)
+            data_wait += time.perf_counter() - wait_start
+            x = pixels_to_model_input(pixels, device)
+            output = engine(x)
+            terms = objective.generator_terms(output, x, step)
+            engine.backward(terms["loss"])
+            engine.step()  # DeepSpeed steps the optimiser at the accumulation boundary only
+            terms.update(objective.discriminator_step(x, output.recon.detach(), step))
+        window_steps += 1
+
+        if logger is not None and (step % t.log_every == 0 or step == t.steps):
+            elapsed = time.perf_counter() - window_start
+            values = {f"train_{k}": float(v) for k, v in terms.items()}  # host sync on logging steps only
+            values["lr"] = schedule.get_last_lr()[0]
+            values["samples_per_s"] = window_steps * t.global_batch_size / elapsed
+            values["data_wait_fraction"] = data_wait / elapsed
+            grad_norm = engine.get_global_grad_norm()
+            if grad_norm is not None:
+                values["grad_norm"] = float(grad_norm)
+            if step > logged_through:
+                logger.metrics(values, step)
+            data_wait, window_start, window_steps = 0.0, time.perf_counter(), 0
+        if logger is not None and t.grid_every and step % t.grid_every == 0:
+            logger.image(reconstruction_grid(x, output.recon.float().clamp(-1, 1)), f"reconstructions/step_{step:07d}.png")
+        if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.steps:
+            save_and_report(engine, step, {"step": step}, rank, {"objective": objective.state()})
+
+    results, grid = {}, None
+    if "val" in loop_config["datasets"]:
+        engine.eval()
+        val = ray.train.get_dataset_shard("val").iter_torch_batches(batch_size=t.micro_batch_size)
+        val_pixels = (center_crop(b["pixels"], config.data.crop) for b in val)
+        results, grid = evaluate(
+            lambda x: engine(x, sample=False).recon, val_pixels, t.eval_samples, device, objective.lpips
+        )
+
+    def export(folder: Path) -> None:
+        state = gathered_state_dict(engine, t.zero_stage)
+        if rank == 0:
+            save_checkpoint(folder, engine.module.config.to_dict(), state)
+            logger.folder(folder, "model")
+
+    save_and_report(engine, t.steps, {"step": t.steps, **results}, rank, {"objective": objective.state()}, export)
+    if logger is not None:
+        logger.metrics(results, t.steps)
+        if grid is not None:
+            logger.image(grid, "reconstructions/final.png")
+        monitor.finish()
+        logger.finish()
