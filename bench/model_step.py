@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes and one timed step (smoke test)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default 3, quick 1)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default 5, quick 1)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    steps = args.steps or (1 if args.quick else 3)
+    steps = args.steps or (1 if args.quick else 5)
     workloads = QUICK_WORKLOADS if args.quick else WORKLOADS
 
     # CPU: fp32 and bf16 side by side (these CPUs have AMX/AVX-512 bf16); CUDA: bf16 autocast only.
