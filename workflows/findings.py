@@ -28,11 +28,11 @@ R2_DECODER = 0.4  # decoder size "helps" when PSNR rises with it and R² >= this
 VIDEO_E_RATIO = 16.0  # video "needs less than 16x the image E" at equal PSNR (paper: 4-8x)
 
 STUDY_FINDINGS = {
-    "e_sweep": ["e_reconstruction"],
+    "e_sweep": ["e_reconstruction", "e_patch_size"],
     "encoder_scaling": ["encoder_scaling"],
     "decoder_scaling": ["decoder_scaling"],
     "loss_tradeoff": ["loss_tradeoff"],
-    "video_e_sweep": ["e_reconstruction", "video_compressibility"],
+    "video_e_sweep": ["e_reconstruction", "e_patch_size", "video_compressibility"],
 }
 
 
@@ -67,6 +67,7 @@ def covered(rows: list[dict[str, Any]], study: str = "") -> list[str]:
     video = [r for r in rows if r.get("media") == "video"]
     if len({r["E"] for r in image or video}) >= 2:
         out.append("e_reconstruction")
+        out.append("e_patch_size")
     if len({r.get("enc") for r in rows}) >= 2:
         out.append("encoder_scaling")
     if len({r.get("dec") for r in rows}) >= 2:
@@ -126,17 +127,48 @@ def _patch_independence(rows: list[dict[str, Any]]) -> tuple[str | None, str]:
     return (HOLDS if ok else FAILS), text
 
 
+def _families(rows: list[dict[str, Any]]) -> dict[tuple[Any, Any], list[dict[str, Any]]]:
+    """Runs grouped by tokenisation (q, p): the log-E law is checked within each, the p part across them."""
+    out: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r.get("q", 1), r.get("p")), []).append(r)
+    return out
+
+
 def e_reconstruction(rows: list[dict[str, Any]], paper: dict[str, Any], media: str = "image") -> Finding:
     subset = [r for r in rows if r.get("media", "image") == media] or rows
-    lines, verdicts = _law(subset, "E", "E")
-    verdict = _combine(verdicts)
-    p_verdict, p_text = _patch_independence(subset)
-    lines.append(f"patch size at equal E: {p_text}" + (f" — {p_verdict}" if p_verdict else ""))
+    families = _families(subset)
+    lines, verdicts = [], []
+    for (q, p), family in sorted(families.items(), key=lambda kv: -len(kv[1])):
+        label = f"p = {p}" if (q or 1) == 1 else f"q x p = {q}x{p}"
+        if len({r["E"] for r in family}) < MIN_POINTS:
+            continue
+        family_lines, family_verdicts = _law(family, "E", "E")
+        lines += [f"{label}: {line}" for line in family_lines]
+        verdicts += family_verdicts
+    if len(families) > 1:
+        lines += [f"all runs ({len(families)} tokenisations together, as the paper fits): {line}"
+                  for line in _law(subset, "E", "E")[0]]
+    if not verdicts:  # no single tokenisation has 3 values of E: fall back on all runs together
+        all_lines, verdicts = _law(subset, "E", "E")
+        if len(families) == 1:
+            lines = all_lines
     return Finding(
-        "e_reconstruction", paper["claim"], paper["paper"], verdict,
-        f"holds when every measured metric moves the paper's way with log E (PSNR, SSIM up; LPIPS, rFID down) "
-        f"with R² >= {R2_LAW}; needs >= {MIN_POINTS} runs. The patch-size part holds when the PSNR spread at equal "
-        f"E is smaller than the PSNR gained per doubling of E.", lines,
+        "e_reconstruction", paper["claim"], paper["paper"], _combine(verdicts),
+        f"holds when, within each patch size with >= {MIN_POINTS} values of E, every measured metric moves the "
+        f"paper's way with log E (PSNR, SSIM up; LPIPS, rFID down) with R² >= {R2_LAW}; whether p matters at "
+        f"equal E is the separate finding e_patch_size", lines,
+    )
+
+
+def e_patch_size(rows: list[dict[str, Any]], paper: dict[str, Any], media: str = "image") -> Finding:
+    subset = [r for r in rows if r.get("media", "image") == media] or rows
+    verdict, text = _patch_independence(subset)
+    return Finding(
+        "e_patch_size", paper["claim"], paper["paper"], verdict or NO_DATA,
+        "holds when, among runs of equal E and different patch size, PSNR differs by less than the PSNR gained "
+        "per doubling of E (the slope of the all-runs log-E fit); needs two runs that share E with different p",
+        [text],
     )
 
 
@@ -232,9 +264,11 @@ def evaluate_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[s
     rows = _ok(rows)
     out = []
     for fid in covered(rows, study):
+        media = "video" if study == "video_e_sweep" else "image"
         if fid == "e_reconstruction":
-            media = "video" if study == "video_e_sweep" else "image"
             out.append(e_reconstruction(rows, paper[fid], media))
+        elif fid == "e_patch_size":
+            out.append(e_patch_size(rows, paper[fid], media))
         elif fid == "encoder_scaling":
             out.append(encoder_scaling(rows, paper[fid]))
         elif fid == "decoder_scaling":

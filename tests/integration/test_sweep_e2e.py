@@ -153,7 +153,7 @@ def artifact_paths(url: str, run_id: str, path: str = "") -> set[str]:
 
 
 def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray_tmp):
-    config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-server", [4, 16, 64])
+    config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-server", [4, 16])
     proc = run_sweep(config, mlflow_server, tmp_path / "ray", ray_tmp)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     assert "## e_reconstruction:" in proc.stdout  # the findings are printed at the end
@@ -167,7 +167,7 @@ def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray
     assert "finding.e_reconstruction" in parent_tags
 
     children = search(mlflow_server, experiment_id, f"tags.`mlflow.parentRunId` = '{parent_id}'")
-    assert sorted(c["info"]["run_name"] for c in children) == ["c16", "c4", "c64"]
+    assert sorted(c["info"]["run_name"] for c in children) == ["c16", "c4"]
     assert all(c["info"]["status"] == "FINISHED" for c in children)
     keys = [frozenset(p["key"] for p in c["data"]["params"]) for c in children]
     assert len(set(keys)) == 1 and {"E", "model.channels", "gmacs", "params"} <= keys[0]
@@ -181,7 +181,8 @@ def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray
     assert {"summary.csv", "summary.md", "findings.md", "plots"} <= top, top
     assert "plots/metrics_vs_E.png" in artifact_paths(mlflow_server, parent_id, "plots")
     metrics = {m["key"] for m in parent["data"].get("metrics", [])}
-    assert "fit_PSNR_vs_log2_E_slope" in metrics and "fit_PSNR_vs_log2_E_r2" in metrics
+    assert "fit_PSNR_vs_log2_E_slope" in metrics
+    assert "fit_PSNR_vs_log2_E_r2" not in metrics  # two points: a line always fits, R² is not reported
 
 
 # ------------------------------------------------------------------------------------ kill and resume

@@ -45,16 +45,26 @@ E_ROWS = [row("c4", 256, 18.6, 0.50), row("c16", 1024, 20.7, 0.62), row("c64", 4
 
 
 def test_e_sweep_holds_when_psnr_and_ssim_rise_with_log_e():
-    (finding,) = evaluate_findings(E_ROWS, "e_sweep")
-    assert finding.id == "e_reconstruction" and finding.verdict == HOLDS
-    text = "\n".join(finding.measured)
-    assert "PSNR vs log2 E" in text and "R² = 0.9" in text
-    assert "at equal E, PSNR differs by at most 0.50 dB" in text and "— holds" in text
+    law, patch = evaluate_findings(E_ROWS, "e_sweep")
+    assert (law.id, law.verdict) == ("e_reconstruction", HOLDS)
+    text = "\n".join(law.measured)
+    assert "p = 8: PSNR vs log2 E" in text and "R² = 1.00" in text  # within p = 8: c4, c16, c64
+    assert "all runs (2 tokenisations together" in text
+    assert (patch.id, patch.verdict) == ("e_patch_size", HOLDS)
+    assert "at equal E, PSNR differs by at most 0.50 dB" in patch.measured[0]
+
+
+def test_patch_size_matters_is_reported_apart_from_the_log_e_law():
+    rows = [dict(r, PSNR=r["PSNR"] - 4.0) if r["p"] == 16 else r for r in E_ROWS]
+    law, patch = evaluate_findings(rows, "e_sweep")
+    assert law.verdict == HOLDS and patch.verdict == FAILS
+    assert evaluate_findings(E_ROWS[:3], "e_sweep")[1].verdict == NO_DATA  # no two p share an E
 
 
 def test_e_sweep_fails_when_psnr_falls_and_needs_three_points():
     falling = [row("a", 256, 22.0), row("b", 1024, 21.0), row("c", 4096, 20.1)]
     assert evaluate_findings(falling, "e_sweep")[0].verdict == FAILS
+    assert evaluate_findings([dict(r, p=p) for r, p in zip(falling, (8, 16, 32))], "e_sweep")[0].verdict == FAILS
     assert evaluate_findings(falling[:2], "e_sweep")[0].verdict == NO_DATA
     failed = [dict(r, status="failed: boom") for r in falling[1:]]
     assert evaluate_findings([falling[0], *failed], "e_sweep")[0].verdict == NO_DATA  # failed runs are not data
@@ -90,13 +100,14 @@ def test_video_e_ratio_from_the_two_fits():
     image = [row(f"i{e}", e, 2 * math.log2(e)) for e in (256, 1024, 4096)]
     video = [row(f"v{e}", e, 2 * math.log2(e) - 4, media="video") for e in (512, 2048, 8192)]
     findings = evaluate_findings(image + video, "video_e_sweep")
-    assert [f.id for f in findings] == ["e_reconstruction", "video_compressibility"]
+    assert [f.id for f in findings] == ["e_reconstruction", "e_patch_size", "video_compressibility"]
+    findings = [f for f in findings if f.id != "e_patch_size"]
     assert all(f.verdict == HOLDS for f in findings)
     assert any("needs 4x the image E" in line for line in findings[1].measured)
 
 
 def test_coverage_is_inferred_without_a_study():
-    assert covered(E_ROWS) == ["e_reconstruction"]
+    assert covered(E_ROWS) == ["e_reconstruction", "e_patch_size"]
     assert covered([row("a", 1024, 1, dec="N"), row("b", 1024, 1, dec="T")]) == ["decoder_scaling"]
 
 
@@ -106,6 +117,7 @@ def test_findings_markdown_quotes_paper_measurement_and_rule():
     paper = load_paper()["e_reconstruction"]
     assert "## e_reconstruction: holds" in text
     assert paper["paper"] in text and "Rule:" in text and "R² >= 0.7" in text
+    assert "## e_patch_size: holds" in text
     assert "| e_reconstruction | **holds** |" in text
 
 
