@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import ray.train
 import torch
@@ -28,10 +28,11 @@ def save_and_report(
     step: int,
     metrics: dict[str, float],
     rank: int,
-    extra_state: dict[str, Any] | None = None,
+    objective=None,
     export: Callable[[Path], None] | None = None,
 ) -> None:
-    """Saves the engine on every rank and reports it to Ray Train as checkpoint `step-{step}`.
+    """Saves the engine on every rank (and the objective's own state, e.g. the discriminator, from rank 0)
+    and reports it to Ray Train as checkpoint `step-{step}`.
 
     `export`, when given, is called with the checkpoint folder on every rank (ZeRO-3 needs all ranks to
     gather the weights) and writes the final weights into `export/` on rank 0.
@@ -39,21 +40,24 @@ def save_and_report(
     with tempfile.TemporaryDirectory() as tmp:
         engine.save_checkpoint(tmp, tag=ENGINE_TAG, client_state={"step": step})
         if rank == 0:
-            Path(tmp, STATE_FILE).write_text(json.dumps({"step": step, **(extra_state or {})}))
+            Path(tmp, STATE_FILE).write_text(json.dumps({"step": step}))
+            if objective is not None:
+                objective.save(Path(tmp))
         if export is not None:
             export(Path(tmp) / EXPORT_DIR)
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp), checkpoint_dir_name=f"step-{step:08d}")
 
 
-def restore_latest(engine) -> tuple[int, dict[str, Any]]:
-    """Loads the latest checkpoint into `engine` on every rank; returns (step, saved state) or (0, {})."""
+def restore_latest(engine, objective=None) -> int:
+    """Loads the latest checkpoint into `engine` (and `objective`) on every rank; returns its step, or 0."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0, {}
+        return 0
     with checkpoint.as_directory() as folder:
         engine.load_checkpoint(folder, tag=ENGINE_TAG)
-        state = json.loads(Path(folder, STATE_FILE).read_text())
-    return int(state["step"]), state
+        if objective is not None:
+            objective.load(Path(folder))
+        return int(json.loads(Path(folder, STATE_FILE).read_text())["step"])
 
 
 def gathered_state_dict(engine, zero_stage: int) -> dict[str, torch.Tensor]:

@@ -69,6 +69,7 @@ class TrainSection:
     keep_checkpoints: int = 2  # Ray Train keeps this many latest checkpoints
     max_failures: int = 0  # worker-group restarts Ray Train may make; each resumes from the last checkpoint
     grid_every: int = 0  # steps between reconstruction grids logged to MLflow (0: the final one only)
+    export_to: str = ""  # also copy the final export (model.safetensors + config.json) here: folder or s3://
 
     @property
     def global_batch_size(self) -> int:

@@ -96,6 +96,8 @@ def _plan(config: TrainConfig) -> RunPlan:
     except ValueError as err:
         raise ConfigError(f"model.variant: {err}") from None
     if config.train.stage == 2:  # the model is the stage-1 export's, whatever the variant says
+        if "://" not in config.train.init_from:  # workers do not share the driver's working folder
+            config.train.init_from = str(Path(config.train.init_from).resolve())
         try:
             export_config = json.loads((resolve_path(config.train.init_from) / CONFIG_NAME).read_text())
         except (OSError, ValueError) as err:
@@ -119,6 +121,16 @@ def _plan(config: TrainConfig) -> RunPlan:
     check_input_shape(model_config, frames, resolution, resolution)
     stats = model_stats(model_config, frames, resolution, resolution)
     return RunPlan(config, frames, resolution, stats, train_rows=train_rows, val_rows=val_rows)
+
+
+def copy_export(export: Path, destination: str) -> None:
+    """Copies the export folder to a local folder or an s3:// prefix (pyarrow resolves either)."""
+    import pyarrow.fs
+
+    if "://" not in destination:
+        Path(destination).mkdir(parents=True, exist_ok=True)
+        destination = str(Path(destination).resolve())
+    pyarrow.fs.copy_files(str(export), destination)
 
 
 def find_run(client: MlflowClient, experiment_id: str, name: str, parent_run_id: str | None):
@@ -191,6 +203,8 @@ def run_training(
     wall = time.perf_counter() - start
     client.log_metric(run_id, "wall_time_s", wall)
     export = Path(result.checkpoint.path) / EXPORT_DIR if result.checkpoint else None
+    if export is not None and config.train.export_to:
+        copy_export(export, config.train.export_to)
     return {
         "run_id": run_id,
         "metrics": client.get_run(run_id).data.metrics,

@@ -56,8 +56,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(config, world)
     )
     objective = Objective(config, device, world)
-    start_step, saved = restore_latest(engine)
-    objective.load_state(saved.get("objective"))
+    start_step = restore_latest(engine, objective)
 
     logger = RunLogger(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
     logged_through = logger.last_step("train_loss") if logger else 0
@@ -85,6 +84,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             elapsed = time.perf_counter() - window_start
             values = {f"train_{k}": float(v) for k, v in terms.items()}  # host sync on logging steps only
             values["lr"] = schedule.get_last_lr()[0]
+            if objective.disc is not None:
+                values["gan_weight"] = objective.gan_weight(step)
             values["samples_per_s"] = window_steps * t.global_batch_size / elapsed
             values["data_wait_fraction"] = data_wait / elapsed
             grad_norm = engine.get_global_grad_norm()
@@ -96,7 +97,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if logger is not None and t.grid_every and step % t.grid_every == 0:
             logger.image(reconstruction_grid(x, output.recon.float().clamp(-1, 1)), f"reconstructions/step_{step:07d}.png")
         if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.steps:
-            save_and_report(engine, step, {"step": step}, rank, {"objective": objective.state()})
+            save_and_report(engine, step, {"step": step}, rank, objective)
 
     results, grid = {}, None
     if "val" in loop_config["datasets"]:
@@ -113,7 +114,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             save_checkpoint(folder, engine.module.config.to_dict(), state)
             logger.folder(folder, "model")
 
-    save_and_report(engine, t.steps, {"step": t.steps, **results}, rank, {"objective": objective.state()}, export)
+    save_and_report(engine, t.steps, {"step": t.steps, **results}, rank, objective, export)
     if logger is not None:
         logger.metrics(results, t.steps)
         if grid is not None:
