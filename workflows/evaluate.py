@@ -7,6 +7,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from vitok.fid import FeatureStats, frechet_distance
 from vitok.metrics import psnr, ssim
 from vitok.visualize import reconstruction_grid
 
@@ -23,15 +24,18 @@ def evaluate(
     max_samples: int,
     device: torch.device | str = "cpu",
     lpips: torch.nn.Module | None = None,
+    feature_nets: dict[str, torch.nn.Module] | None = None,
 ) -> tuple[dict[str, float], np.ndarray | None]:
     """Mean PSNR/SSIM of `reconstruct` (deterministic: the posterior mean) over up to `max_samples`.
 
     Every rank must call this with the same batches when the model is ZeRO-3 partitioned, because each
     forward gathers parameters collectively; only rank 0 needs the result.
     Returns the metrics (`eval_psnr`, `eval_ssim`, `eval_samples`, and `eval_lpips` when an LPIPS network
-    is given) and a grid of the first batch.
+    is given, and one Frechet distance per entry of `feature_nets`, e.g. {"eval_rfid": inception}) and a grid
+    of the first batch.
     """
     seen, psnr_sum, ssim_sum, lpips_sum, grid = 0, 0.0, 0.0, 0.0, None
+    stats = {name: (FeatureStats(), FeatureStats()) for name in (feature_nets or {})}
     for pixels in batches:
         if seen >= max_samples:
             break
@@ -42,6 +46,9 @@ def evaluate(
         ssim_sum += ssim(recon, x) * n
         if lpips is not None:
             lpips_sum += float(lpips(recon, x).mean()) * n
+        for name, (real, fake) in stats.items():
+            real.update(feature_nets[name](x))
+            fake.update(feature_nets[name](recon))
         if grid is None:
             grid = reconstruction_grid(x, recon)
         seen += n
@@ -50,4 +57,6 @@ def evaluate(
     results = {"eval_psnr": psnr_sum / seen, "eval_ssim": ssim_sum / seen, "eval_samples": float(seen)}
     if lpips is not None:
         results["eval_lpips"] = lpips_sum / seen
+    for name, (real, fake) in stats.items():
+        results[name] = frechet_distance(*real.mean_cov(), *fake.mean_cov())
     return results, grid

@@ -15,6 +15,7 @@ import torch
 
 from vitok import ViTok
 from vitok.checkpoint import save_checkpoint
+from vitok.fid import load_i3d, load_inception
 from vitok.visualize import reconstruction_grid
 from workflows.checkpoints import gathered_state_dict, restore_latest, save_and_report
 from workflows.config import TrainConfig
@@ -35,6 +36,14 @@ def build_model(config: TrainConfig) -> ViTok:
     model.train()
     model.freeze_encoder()
     return model
+
+
+def feature_networks(config: TrainConfig, device: torch.device) -> dict[str, torch.nn.Module]:
+    """rFID (per frame) and rFVD (per clip, video only) networks that are configured; the rest are off."""
+    nets = {"eval_rfid": load_inception(config.weights.inception or None)}
+    if config.data.media_type == "video":
+        nets["eval_rfvd"] = load_i3d(config.weights.i3d or None)
+    return {name: net.to(device).eval() for name, net in nets.items() if net is not None}
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -105,7 +114,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         val = ray.train.get_dataset_shard("val").iter_torch_batches(batch_size=t.micro_batch_size)
         val_pixels = (center_crop(b["pixels"], config.data.crop) for b in val)
         results, grid = evaluate(
-            lambda x: engine(x, sample=False).recon, val_pixels, t.eval_samples, device, objective.lpips
+            lambda x: engine(x, sample=False).recon, val_pixels, t.eval_samples, device, objective.lpips,
+            feature_networks(config, device),
         )
 
     def export(folder: Path) -> None:

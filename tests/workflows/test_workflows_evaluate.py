@@ -1,0 +1,66 @@
+"""Unit tests of held-out evaluation and of the ingest augmentation (pure torch, no Ray)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vitok.fid import FeatureExtractor
+from workflows.evaluate import evaluate, pixels_to_model_input
+from workflows.ingest import augment, center_crop
+
+
+def pixel_batches(n_batches=3, b=4, t=1, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (b, t, size, size, 3), dtype=torch.uint8, generator=g) for _ in range(n_batches)]
+
+
+def tiny_feature_net() -> FeatureExtractor:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+    return FeatureExtractor(net, video=False)
+
+
+def test_perfect_reconstruction_scores_zero_distance():
+    results, grid = evaluate(lambda x: x, pixel_batches(), max_samples=12, feature_nets={"eval_rfid": tiny_feature_net()})
+    assert results["eval_samples"] == 12
+    assert results["eval_ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert results["eval_rfid"] == pytest.approx(0.0, abs=1e-3)
+    assert grid.dtype.name == "uint8" and grid.ndim == 3
+
+
+def test_noisy_reconstruction_scores_worse_and_respects_max_samples():
+    noisy = lambda x: (x + 0.3 * torch.randn_like(x)).clamp(-1, 1)  # noqa: E731
+    results, _ = evaluate(noisy, pixel_batches(), max_samples=6, feature_nets={"eval_rfid": tiny_feature_net()})
+    assert results["eval_samples"] == 6
+    assert results["eval_psnr"] < 20 and results["eval_rfid"] > 0
+
+
+def test_no_batches_reports_no_metrics():
+    assert evaluate(lambda x: x, [], max_samples=8) == ({"eval_samples": 0.0}, None)
+
+
+def test_pixels_map_to_minus_one_one():
+    x = pixels_to_model_input(torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 1, 2, 1).expand(1, 1, 1, 2, 3))
+    assert x.min() == -1 and x.max() == 1
+
+
+def test_augment_crops_and_flips_whole_tubelets():
+    pixels = pixel_batches(1, b=8, t=3, size=16)[0]
+    out = augment(pixels, crop=8, flip=True, generator=torch.Generator().manual_seed(1))
+    assert out.shape == (8, 3, 8, 8, 3)
+    for clip, crop in zip(pixels, out):  # every output is a crop of its input, flipped or not, all frames alike
+        found = any(
+            torch.equal(cand[:, y : y + 8, x : x + 8], crop)
+            for cand in (clip, clip.flip(2))
+            for y in range(9)
+            for x in range(9)
+        )
+        assert found
+    assert torch.equal(augment(pixels, 0, False, torch.Generator()), pixels)
+
+
+def test_center_crop_is_centred():
+    pixels = pixel_batches(1, size=10)[0]
+    assert torch.equal(center_crop(pixels, 6), pixels[:, :, 2:8, 2:8])
+    assert center_crop(pixels, 0) is pixels
