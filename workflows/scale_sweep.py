@@ -18,6 +18,7 @@ PSNR vs rFID or LPIPS), findings.md, and the fits as metrics.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from workflows.findings import METRICS, evaluate_findings, findings_markdown
 from workflows.fits import fit_log2
 from workflows.plots import make_plots
 from workflows.report import rows_to_markdown
-from workflows.sweep_config import Sweep, load_sweep
+from workflows.sweep_config import DEP_PREFIX, Sweep, load_sweep
 from workflows.sweep_runner import Outcome, SweepRunner, find_parent
 from workflows.tracking import MlflowClient, create_run, dashboard_command, log_table, prepare_tracking
 from workflows.train import RunPlan, plan_run, run_training
@@ -73,12 +74,24 @@ def plan_from_input(config: TrainConfig, frames: int, size: int) -> RunPlan:
     return RunPlan(config, frames, size, stats, train_rows=0, val_rows=0)
 
 
+def _plan(config: TrainConfig) -> RunPlan:
+    """`plan_run`, except that a stage-2 run pointing at another run of the sweep (`init_from: "@NAME"`, whose
+    export does not exist yet) is planned as its stage-1 twin; the runner fills in the export's location."""
+    if not config.train.init_from.startswith(DEP_PREFIX):
+        return plan_run(config)
+    twin = dataclasses.replace(
+        config, train=dataclasses.replace(config.train, stage=1, init_from=""),
+        optim=dataclasses.replace(config.optim, gan_weight=0.0),
+    )
+    return dataclasses.replace(plan_run(twin), config=config)
+
+
 def plan_sweep(sweep: Sweep, dry_run: bool) -> list[RunPlan]:
     """Plans every config against its shards; a dry run may fall back on the sweep's `input`."""
     plans = []
     for config in sweep.configs:
         try:
-            plan = plan_run(config)
+            plan = _plan(config)
         except (OSError, ValueError) as err:
             if not (dry_run and sweep.input.get("size") and "manifest" in str(err)):
                 raise
