@@ -173,8 +173,8 @@ def summary_row(plan: RunPlan, result: dict[str, Any] | None, error: str | None 
         "GMACs": round(s["gmacs"], 4),
         "stage": c.train.stage,
         "lpips_weight": c.optim.lpips_weight,
-        # LPIPS is a training term only when its weights are configured (else the run records it as off)
-        "lpips_active": bool(c.optim.lpips_weight > 0 and c.weights.lpips),
+        # LPIPS is a training term only when its weights are configured (the run records it as param `lpips`)
+        "lpips_active": plan.params().get("lpips", "on" if c.optim.lpips_weight > 0 and c.weights.lpips else "off") == "on",
         "gan_weight": c.optim.gan_weight,
     }
     for column, key in METRIC_KEYS.items():
