@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,6 +192,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     name = getattr(hint, "__name__", str(hint))
     raise ConfigError(f"{where}: expected {name}, got {value!r}")
+
+
+def absolute_location(location: str) -> str:
+    """A local path made absolute (submitted jobs run in a copy of the working dir); URIs stay as they are."""
+    return location if "://" in location else str(Path(location).resolve())
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workflows.cluster import connect_ray
-from workflows.config import ConfigError, TrainConfig
+from workflows.config import ConfigError, TrainConfig, absolute_location
 from workflows.findings import METRICS, evaluate_findings, findings_markdown
 from workflows.fits import fit_log2
 from workflows.plots import make_plots
@@ -269,7 +269,7 @@ def start_system_metrics(tracking_uri: str, run_id: str):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    overrides = {"data": {"shards": str(Path(args.shards).resolve())}} if args.shards else None
+    overrides = {"data": {"shards": absolute_location(args.shards)}} if args.shards else None
     try:
         sweep = load_sweep(args.config, overrides)
         plans = plan_sweep(sweep, args.dry_run)

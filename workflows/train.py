@@ -28,7 +28,7 @@ from vitok.checkpoint import CONFIG_NAME, resolve_path
 from vitok.config import check_input_shape
 from workflows.checkpoints import EXPORT_DIR
 from workflows.cluster import connect_ray
-from workflows.config import ConfigError, TrainConfig
+from workflows.config import ConfigError, TrainConfig, absolute_location
 from workflows.deepspeed_config import deepspeed_config
 from workflows.ingest import training_datasets
 from workflows.sweep_config import load_sweep
@@ -96,8 +96,7 @@ def _plan(config: TrainConfig) -> RunPlan:
     except ValueError as err:
         raise ConfigError(f"model.variant: {err}") from None
     if config.train.stage == 2:  # the model is the stage-1 export's, whatever the variant says
-        if "://" not in config.train.init_from:  # workers do not share the driver's working folder
-            config.train.init_from = str(Path(config.train.init_from).resolve())
+        config.train.init_from = absolute_location(config.train.init_from)  # workers have another cwd
         try:
             export_config = json.loads((resolve_path(config.train.init_from) / CONFIG_NAME).read_text())
         except (OSError, ValueError) as err:
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite ./mlflow.db)")
     parser.add_argument("--storage-path", default=None, help="Ray Train storage path (default: ~/ray_results)")
     args = parser.parse_args(argv)
-    overrides = {"data": {"shards": str(Path(args.shards).resolve())}} if args.shards else None
+    overrides = {"data": {"shards": absolute_location(args.shards)}} if args.shards else None
     try:
         sweep = load_sweep(args.config, overrides)
         matches = [c for c in sweep.configs if c.name == args.run]

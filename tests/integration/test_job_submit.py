@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 
@@ -16,13 +17,18 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def ray_cluster(tmp_path):
     """A head node with token auth on loopback; yields (dashboard address, env for the ray CLI)."""
-    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp_path / "auth_token")}
-    proc = run_cli("ray", "get-auth-token", "--generate", env=env)
-    assert proc.returncode == 0, proc.stderr
+    # A token of this test's own (what `ray get-auth-token --generate` makes for ~/.ray/auth_token),
+    # so the test neither reads nor changes the user's token.
+    token_file = tmp_path / "auth_token"
+    token_file.write_text(secrets.token_hex(32))
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    proc = run_cli("ray", "get-auth-token", env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == token_file.read_text(), proc.stderr
     gcs_port, dash_port = free_port(), free_port()
     proc = run_cli(
         "ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port), "--num-cpus", "4",
+        "--dashboard-agent-listen-port", str(free_port()),  # not the default 52365: other Rays may run
         "--disable-usage-stats", env=env, timeout=180,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -43,22 +49,28 @@ def test_job_submit_runs_a_sweep(ray_cluster, sample_shards, tmp_path):
     )
     db = tmp_path / "mlflow.db"
     job_id = f"vitok-test-{uuid.uuid4().hex[:8]}"
-    proc = run_cli(
+    submit = [
         "ray", "job", "submit", "--address", address, "--submission-id", job_id, "--working-dir", str(REPO),
         "--no-wait", "--", "python", "workflows/scale_sweep.py", "--config", str(sweep),
         "--shards", str(sample_shards), "--tracking-uri", f"sqlite:///{db}",
-        "--storage-path", str(tmp_path / "ray_results"), env=env, timeout=300,
-    )
+        "--storage-path", str(tmp_path / "ray_results"),
+    ]
+    deadline = time.monotonic() + 120
+    while True:  # the head's job agent comes up a little after `ray start` returns
+        proc = run_cli(*submit, env=env, timeout=300)
+        if proc.returncode == 0 or "No available agent" not in proc.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(3)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
     deadline, status = time.monotonic() + 600, ""
     while time.monotonic() < deadline:
-        status = run_cli("ray", "job", "status", "--address", address, job_id, env=env).stdout
-        if any(s in status for s in ("SUCCEEDED", "FAILED", "STOPPED")):
+        status = run_cli("ray", "job", "status", "--address", address, job_id, env=env).stdout.lower()
+        if any(s in status for s in ("succeeded", "failed", "stopped")):
             break
         time.sleep(5)
     logs = run_cli("ray", "job", "logs", "--address", address, job_id, env=env).stdout
-    assert "SUCCEEDED" in status, f"{status}\n{logs[-4000:]}"
+    assert "succeeded" in status, f"{status}\n{logs[-4000:]}"
     assert "| c16" in logs  # the summary table was printed
 
     client = MlflowClient(f"sqlite:///{db}")
