@@ -8,6 +8,7 @@ encoder/decoder sizes and parameter counts, the loss settings and the eval metri
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,6 @@ def encoder_scaling(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Findin
         return Finding("encoder_scaling", paper["claim"], paper["paper"], NO_DATA, rule,
                        ["PSNR vs encoder size: too few runs or a single encoder size"])
     xs = [r["encoder_params"] for r in _measured(rows, "PSNR")]
-    import math
     change = fit.slope * (math.log2(max(xs)) - math.log2(min(xs)))
     ok = fit.r2 < R2_ENCODER or abs(change) < ENCODER_DB
     lines = [f"PSNR vs log2 encoder params: {fit.describe(' dB')}; {change:+.2f} dB from "
