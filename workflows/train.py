@@ -179,6 +179,7 @@ def run_training(
             "tracking_uri": tracking_uri,
             "run_id": run_id,
             "datasets": sorted(datasets),
+            "gmacs": plan.stats["gmacs"],  # per sample, forward: for MFU on GPU
         },
         scaling_config=ScalingConfig(num_workers=config.train.num_workers, use_gpu=config.train.use_gpu),
         # The Ray Train run is named after the MLflow run, so a re-run finds its checkpoints again.

@@ -21,6 +21,7 @@ from workflows.checkpoints import gathered_state_dict, restore_latest, save_and_
 from workflows.config import TrainConfig
 from workflows.deepspeed_config import deepspeed_config
 from workflows.evaluate import evaluate, pixels_to_model_input
+from workflows.hardware import gpu_peak_flops
 from workflows.ingest import augment, center_crop, endless_batches
 from workflows.objectives import Objective
 from workflows.optim import build_optimizer
@@ -57,6 +58,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(t.threads_per_worker or max(1, (os.cpu_count() or 1) // world))
     device = torch.device("cuda", torch.cuda.current_device()) if t.use_gpu else torch.device("cpu")
+    # DeepSpeed's bf16 mode (GPU) keeps the weights in bf16, so inputs must match; losses are taken in fp32.
+    dtype = torch.bfloat16 if t.use_gpu else torch.float32
     torch.manual_seed(t.seed)
 
     model = build_model(config)
@@ -68,6 +71,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     start_step = restore_latest(engine, objective)
 
     logger = RunLogger(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
+    peak_flops = gpu_peak_flops(device)
     logged_through = logger.last_step("train_loss") if logger else 0
     monitor = system_metrics(loop_config["tracking_uri"], loop_config["run_id"]) if logger else None
     if logger is not None:
@@ -81,7 +85,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             wait_start = time.perf_counter()
             pixels = augment(next(batches), config.data.crop, config.data.flip, generator)
             data_wait += time.perf_counter() - wait_start
-            x = pixels_to_model_input(pixels, device)
+            x = pixels_to_model_input(pixels, device).to(dtype)
             output = engine(x)
             terms = objective.generator_terms(output, x, step)
             engine.backward(terms["loss"])
@@ -96,6 +100,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             if objective.disc is not None:
                 values["gan_weight"] = objective.gan_weight(step)
             values["samples_per_s"] = window_steps * t.global_batch_size / elapsed
+            if peak_flops:  # forward + backward = 3 x forward; 2 FLOPs per multiply-accumulate
+                values["mfu"] = values["samples_per_s"] * 6e9 * loop_config["gmacs"] / (peak_flops * world)
             values["data_wait_fraction"] = data_wait / elapsed
             grad_norm = engine.get_global_grad_norm()
             if grad_norm is not None:
@@ -114,7 +120,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         val = ray.train.get_dataset_shard("val").iter_torch_batches(batch_size=t.micro_batch_size)
         val_pixels = (center_crop(b["pixels"], config.data.crop) for b in val)
         results, grid = evaluate(
-            lambda x: engine(x, sample=False).recon, val_pixels, t.eval_samples, device, objective.lpips,
+            lambda x: engine(x.to(dtype), sample=False).recon, val_pixels, t.eval_samples, device, objective.lpips,
             feature_networks(config, device),
         )
 
