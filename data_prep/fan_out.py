@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -27,9 +28,13 @@ PROGRESS_SECONDS = 10.0
 
 def fan_out(output_root: str, input_root: str, units: list[WorkUnit], params: PrepParams, settings: S3Settings) -> None:
     if not ray.is_initialized():
-        # Workflows may have started (or connected to) Ray already; otherwise this starts a local one,
-        # or joins the cluster named by RAY_ADDRESS (e.g. under `ray job submit`).
-        ray.init(include_dashboard=False)
+        # Workflows may have started (or connected to) Ray already; otherwise this joins the cluster named
+        # by RAY_ADDRESS (e.g. under `ray job submit`) or starts a local one -- explicitly "local", so a
+        # cluster that `ray start` left on this machine is never joined by accident.
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init()
+        else:
+            ray.init(address="local", include_dashboard=False)
     interactive = sys.stderr.isatty()
     ray.data.DataContext.get_current().enable_progress_bars = interactive
     cpus = int(ray.available_resources().get("CPU", 1)) or 1

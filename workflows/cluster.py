@@ -19,4 +19,5 @@ def connect_ray() -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
-        ray.init(num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=False, log_to_driver=True)
+        # "local", not auto-detect: a cluster that `ray start` left on this machine is not joined by accident
+        ray.init(address="local", num_cpus=(os.cpu_count() or 2) + 2, include_dashboard=False, log_to_driver=True)
