@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import ray
 
 from tests.helpers import run_cli
 
@@ -32,3 +33,15 @@ def sample_shards(tmp_path_factory, sample_corpus) -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A fresh local Ray in this process with 4 logical CPUs: 2 training workers plus room for Ray Data.
+
+    An earlier module may have left its own (smaller) session running, so that one is shut down first.
+    """
+    ray.shutdown()
+    ray.init(address="local", num_cpus=4, include_dashboard=False)
+    yield
+    ray.shutdown()

@@ -12,7 +12,6 @@ import time
 import numpy as np
 import psutil
 import pytest
-import ray
 import torch
 
 from data_prep.reader import read_tubelets
@@ -25,13 +24,6 @@ from workflows.train import plan_run, run_training
 
 pytestmark = pytest.mark.integration
 STEPS = 60
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False)
-    yield
-    ray.shutdown()
 
 
 def registered_step(storage) -> int:

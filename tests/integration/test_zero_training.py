@@ -7,7 +7,6 @@ import shutil
 import sys
 
 import pytest
-import ray
 import torch
 
 from tests.helpers import run_cli
@@ -31,13 +30,6 @@ def fixed_batch_shards(tmp_path_factory, sample_corpus):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])
