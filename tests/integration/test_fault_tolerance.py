@@ -93,7 +93,8 @@ def test_killed_worker_resumes_in_the_same_run(sample_shards, local_ray, tmp_pat
 
     # The export loads with from_pretrained and reconstructs held-out images better than a blank guess.
     model = ViTok.from_pretrained(result["export"])
-    batch = next(iter(read_tubelets(str(sample_shards), split="val").iter_torch_batches(batch_size=8)))
+    val = read_tubelets(str(sample_shards), split="val").select_columns(["pixels"])
+    batch = next(iter(val.iter_torch_batches(batch_size=8)))
     x = pixels_to_model_input(batch["pixels"])
     with torch.no_grad():
         recon = model(x).recon.clamp(-1, 1)
