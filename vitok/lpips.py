@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # VGG16 "D" configuration: conv widths, "M" = 2x2 max-pool. Indices in the Sequential match torchvision's.

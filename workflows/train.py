@@ -1,7 +1,7 @@
 """Train one ViTok config: Ray Train `TorchTrainer` workers running a DeepSpeed ZeRO engine, data from the
 tubelet shards through Ray Data's streaming split, tracked in one MLflow run written by rank 0.
 
-    python workflows/train.py --config workflows/configs/smoke.yaml --run c8
+    python workflows/train.py --config workflows/configs/smoke.yaml --run c16
 
 trains one run of a sweep file on its own (no parent run); `scale_sweep.py` calls `run_training` for each.
 """
