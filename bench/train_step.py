@@ -4,7 +4,7 @@
 
 Prints one JSON object:
 - `plain`: a single-process loop (same model, batch, optimiser and thread count), median step time;
-- `ray_deepspeed_1`: the real trainer (`workflows.train.run_training`, ZeRO-2, 1 worker), its step time
+- `ray_deepspeed_1`: the real trainer (`workflows.training.driver.run_training`, ZeRO-2, 1 worker), its step time
   from the samples/s it logged to MLflow (warm-up window dropped) and its data-wait fraction;
 - `ray_deepspeed_2`: the same with 2 workers (1 thread each), for 1 -> 2 worker throughput;
 - the ratios and goals: trainer / plain step time <= 1.15, data wait <= 5%.
@@ -38,10 +38,11 @@ from data_prep.sample_corpus import build_sample_corpus  # noqa: E402
 from vitok import ViTok  # noqa: E402
 from vitok.losses import stage1_loss  # noqa: E402
 from workflows.config import TrainConfig  # noqa: E402
-from workflows.evaluate import pixels_to_model_input  # noqa: E402
-from workflows.optim import build_optimizer  # noqa: E402
+from workflows.training.evaluation import pixels_to_model_input  # noqa: E402
+from workflows.training.optim import build_optimizer  # noqa: E402
 from workflows.tracking import MlflowClient, prepare_tracking  # noqa: E402
-from workflows.train import plan_run, run_training  # noqa: E402
+from workflows.training.driver import run_training  # noqa: E402
+from workflows.training.plan import plan_run  # noqa: E402
 
 
 def config_for(args, shards: Path, workers: int) -> TrainConfig:
@@ -82,16 +83,16 @@ def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
 
 def trainer(config: TrainConfig, tracking: Path) -> dict:
     uri, experiment_id = prepare_tracking(f"sqlite:///{tracking}", "bench-train-step")
-    result = run_training(plan_run(config), uri, experiment_id, storage_path=str(tracking.parent / "ray"))
+    result = run_training(plan_run(config), uri, experiment_id, storage=str(tracking.parent / "ray"))
     client = MlflowClient(uri)
-    rates = [m.value for m in client.get_metric_history(result["run_id"], "samples_per_s")][1:]  # drop warm-up
-    waits = [m.value for m in client.get_metric_history(result["run_id"], "data_wait_fraction")][1:]
+    rates = [m.value for m in client.get_metric_history(result.run_id, "samples_per_s")][1:]  # drop warm-up
+    waits = [m.value for m in client.get_metric_history(result.run_id, "data_wait_fraction")][1:]
     rate = statistics.median(rates)
     return {
         "step_s": config.train.global_batch_size / rate,
         "samples_per_s": rate,
         "data_wait_fraction": statistics.median(waits),
-        "wall_s_incl_startup": result["wall_time_s"],
+        "wall_s_incl_startup": result.wall_time_s,
     }
 
 

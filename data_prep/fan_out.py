@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 
@@ -18,6 +17,7 @@ import ray
 
 from data_prep.commit import run_unit
 from data_prep.params import PrepParams
+from data_prep.ray_session import connect_ray, usable_cpus
 from data_prep.s3 import S3Settings
 from data_prep.storage import open_store
 from data_prep.units import WorkUnit
@@ -27,17 +27,10 @@ PROGRESS_SECONDS = 10.0
 
 
 def fan_out(output_root: str, input_root: str, units: list[WorkUnit], params: PrepParams, settings: S3Settings) -> None:
-    if not ray.is_initialized():
-        # Workflows may have started (or connected to) Ray already; otherwise this joins the cluster named
-        # by RAY_ADDRESS (e.g. under `ray job submit`) or starts a local one -- explicitly "local", so a
-        # cluster that `ray start` left on this machine is never joined by accident.
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init()
-        else:
-            ray.init(address="local", include_dashboard=False)
+    connect_ray()  # a no-op when a workflow has already connected
     interactive = sys.stderr.isatty()
     ray.data.DataContext.get_current().enable_progress_bars = interactive
-    cpus = int(ray.available_resources().get("CPU", 1)) or 1
+    cpus = usable_cpus()
     # Longest first (video units decode far more pixels than image units), so the run does not end with
     # one worker busy on a long unit while the others idle. One block per unit, so units spread over workers.
     ordered = sorted(units, key=lambda u: u.media_type != "video")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 
 from data_prep.errors import DataPrepError
+from vitok.s3_endpoint import pyarrow_s3_options, resolve_endpoint
 
 MAX_ATTEMPTS = 8  # with the "standard" retry mode; boto3's default is the older "legacy" mode
 
@@ -20,9 +20,6 @@ MAX_ATTEMPTS = 8  # with the "standard" retry mode; boto3's default is the older
 class S3Settings:
     endpoint_url: str | None = None  # None: boto3 resolves it (AWS_ENDPOINT_URL, config files), else AWS
     region: str | None = None  # None: boto3 resolves it (AWS_REGION / AWS_DEFAULT_REGION, config files)
-
-    def resolved_endpoint(self) -> str | None:
-        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 def is_s3(uri: str) -> bool:
@@ -46,7 +43,7 @@ def client(settings: S3Settings):
 
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=settings.endpoint_url,
+        endpoint_url=resolve_endpoint(settings.endpoint_url),
         region_name=settings.region,
         # A fresh dict: botocore rewrites the retries dict it is given.
         config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, max_pool_connections=32),
@@ -57,12 +54,7 @@ def pyarrow_filesystem(settings: S3Settings):
     """A pyarrow S3FileSystem on the same endpoint (for Ray Data readers); credentials from the default chain."""
     from pyarrow import fs
 
-    kwargs: dict = {"retry_strategy": fs.AwsStandardS3RetryStrategy(max_attempts=MAX_ATTEMPTS)}
-    endpoint = settings.resolved_endpoint()
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme)
-    region = settings.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        kwargs["region"] = region
-    return fs.S3FileSystem(**kwargs)
+    return fs.S3FileSystem(
+        retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=MAX_ATTEMPTS),
+        **pyarrow_s3_options(settings.endpoint_url, settings.region),
+    )

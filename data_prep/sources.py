@@ -124,14 +124,6 @@ def relative_key(root: str, uri: str) -> str:
     return os.path.relpath(uri, root).replace(os.sep, "/")
 
 
-def read_head(uri: str, settings: s3.S3Settings, n: int) -> bytes:
-    if s3.is_s3(uri):
-        bucket, key = s3.split_uri(uri)
-        return s3.client(settings).get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{n - 1}")["Body"].read()
-    with open(uri, "rb") as f:
-        return f.read(n)
-
-
 def iter_chunks(uri: str, settings: s3.S3Settings, chunk: int = 1 << 20) -> Iterator[bytes]:
     """The input's bytes in chunks (streamed: memory stays bounded by `chunk` for any file size)."""
     if s3.is_s3(uri):

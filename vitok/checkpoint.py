@@ -8,12 +8,13 @@ S3 objects are copied once into a local cache through `pyarrow.fs.S3FileSystem` 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from vitok.s3_endpoint import pyarrow_s3_options
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -22,18 +23,11 @@ DEFAULT_CACHE = Path("~/.cache/vitok/s3")
 
 
 def s3_filesystem(endpoint_url: str | None = None):
-    """A pyarrow S3FileSystem; endpoint from the argument or AWS_ENDPOINT_URL, credentials from the default chain."""
+    """A pyarrow S3FileSystem; endpoint and region as `vitok.s3_endpoint` resolves them, credentials from the
+    default chain."""
     from pyarrow import fs  # imported here: pyarrow is only needed for s3:// locations
 
-    kwargs: dict[str, Any] = {}
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        scheme, _, host = endpoint.rpartition("://")
-        kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        kwargs["region"] = region
-    return fs.S3FileSystem(**kwargs)
+    return fs.S3FileSystem(**pyarrow_s3_options(endpoint_url))
 
 
 def fetch_s3(uri: str, endpoint_url: str | None = None, cache_dir: str | Path | None = None) -> Path:

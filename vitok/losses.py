@@ -16,14 +16,6 @@ from torch import nn
 from .gan import generator_hinge_loss
 
 
-def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, l1_weight: float = 0.0) -> torch.Tensor:
-    """MSE, plus `l1_weight` times the mean absolute error when it is non-zero."""
-    loss = F.mse_loss(recon.float(), target.float())
-    if l1_weight:
-        loss = loss + l1_weight * F.l1_loss(recon.float(), target.float())
-    return loss
-
-
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, 1)) per element, averaged over all elements (fp32)."""
     mean, logvar = mean.float(), logvar.float()

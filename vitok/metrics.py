@@ -1,4 +1,4 @@
-"""Reconstruction metrics on (B, T, H, W, 3) tensors in [-1, 1]: PSNR, SSIM and (with VGG weights) LPIPS.
+"""Reconstruction metrics on (B, T, H, W, 3) tensors in [-1, 1]: PSNR and SSIM (LPIPS is `vitok.lpips`).
 
 PSNR and SSIM map to [0, 1] (data_range 1); all fold frames into the batch, score each frame, and return the
 mean over frames as a python float: call them on evaluation steps, not inside the training step.
@@ -31,11 +31,3 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean per-frame SSIM (Gaussian window 11, sigma 1.5)."""
     return float(structural_similarity_index_measure(_to_frames01(pred), _to_frames01(target), data_range=1.0))
-
-
-@torch.no_grad()
-def lpips_metric(pred: torch.Tensor, target: torch.Tensor, lpips: torch.nn.Module | None) -> float | None:
-    """Mean per-frame LPIPS with a loaded `vitok.lpips.LPIPS`, or None ("not computed") without weights."""
-    if lpips is None:
-        return None
-    return float(lpips.per_image(pred, target).mean())

@@ -97,9 +97,6 @@ class ViTokOutput:
     mean: torch.Tensor  # (B, T/q, H/p, W/p, c) posterior mean
     logvar: torch.Tensor  # (B, T/q, H/p, W/p, c) posterior log-variance, clamped
 
-    def kl(self) -> torch.Tensor:
-        """KL(q(z|x) || N(0, I)), mean over latent elements."""
-        return kl_divergence(self.mean, self.logvar)
 
 
 class ViTok(nn.Module):
@@ -125,10 +122,6 @@ class ViTok(nn.Module):
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         return self
-
-    def decoder_parameters(self) -> list[nn.Parameter]:
-        """What stage 2 optimises (with the discriminator, which has its own optimiser)."""
-        return list(self.decoder.parameters())
 
     def train(self, mode: bool = True) -> "ViTok":
         super().train(mode)

@@ -1,9 +1,10 @@
 """`make demo`: the whole pipeline on the embedded default, end to end.
 
 sample corpus (work/corpus) -> Ray Data tubelet shards (work/shards) -> the tiny `e_sweep` study under Ray
-Train + DeepSpeed -> MLflow store ./mlflow.db: summary table, plots with fits and findings.md on the sweep's
-parent run; the findings are printed at the end, with the command that opens the dashboard.
-Re-running `make demo` resumes the sweep: finished configs are skipped.
+Train + DeepSpeed (checkpoints in work/ray_results) -> MLflow store ./mlflow.db: summary table, plots with
+fits and findings.md on the sweep's parent run; the findings are printed at the end, with the command that
+opens the dashboard. Re-running `make demo` resumes the sweep: finished configs are skipped.
+Options after `--` go to scale_sweep.py (e.g. `--verbose`, `--new`).
 """
 
 from __future__ import annotations
@@ -16,27 +17,30 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_prep.pipeline import run as prepare_shards
+from data_prep.ray_session import connect_ray
 from data_prep.sample_corpus import build_sample_corpus
 from workflows import scale_sweep
-from workflows.cluster import connect_ray
+from workflows.runtime.console import configure_console, say
+from workflows.runtime.paths import WORK_DIR
 
-WORK = Path("work")
 E_SWEEP = Path(__file__).resolve().parent / "configs" / "e_sweep_tiny.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(argv or [])
+    verbose = "--verbose" in argv
+    configure_console(verbose)
     start = time.perf_counter()
-    corpus = WORK / "corpus"
-    shards = WORK / "shards"
-    print(f"== 1/3 sample corpus -> {corpus}", flush=True)
+    corpus, shards = WORK_DIR / "corpus", WORK_DIR / "shards"
+    say(f"== 1/3 sample corpus -> {corpus}")
     build_sample_corpus(corpus)
-    connect_ray()
-    print(f"== 2/3 data prep -> {shards}", flush=True)
+    connect_ray(verbose)
+    say(f"== 2/3 data prep -> {shards}")
     totals = prepare_shards(str(corpus), str(shards), frames=8, size=64, fps=8)
-    print(f"   {totals}", flush=True)
-    print(f"== 3/3 scaling study e_sweep (tiny): {E_SWEEP.name}", flush=True)
-    code = scale_sweep.main(["--config", str(E_SWEEP), "--shards", str(shards), *(argv or [])])
-    print(f"demo finished in {time.perf_counter() - start:.0f} s", flush=True)
+    say(f"   {totals}")
+    say(f"== 3/3 scaling study e_sweep (tiny): {E_SWEEP.name}")
+    code = scale_sweep.main(["--config", str(E_SWEEP), "--shards", str(shards), *argv])
+    say(f"demo finished in {time.perf_counter() - start:.0f} s")
     return code
 
 

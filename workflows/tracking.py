@@ -1,26 +1,49 @@
-"""MLflow helpers: one parent run per sweep, one child run per config, logged by explicit run id.
+"""Every MLflow call of the workflows: the store, the experiment, runs found or created by name (a sweep's
+parent, its children, a single run), what a finished run returns, metrics and artifacts, system metrics.
 
-Everything goes through `MlflowClient` with explicit run ids rather than mlflow's process-global
-"active run", because the parent is created by the sweep driver and each child is written by rank 0 of
-a Ray Train worker group, a different process (and, on a cluster, a different machine).
+Everything goes through `MlflowClient` with explicit run ids rather than mlflow's process-global "active
+run", because the parent is created by the sweep driver and each child is written by rank 0 of a Ray Train
+worker group, a different process (and, on a cluster, a different machine).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
+# MLflow 3 opens an experiment in its GenAI view unless the experiment says it is for model training.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+ROLE_TAG, SWEEP_ROLE, CONFIG_ROLE = "role", "sweep", "config"
+DASHBOARD_PORT = 5000
 
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What one training run left in MLflow."""
+
+    run_id: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    skipped: bool = False  # it had already FINISHED; nothing was trained this time
+    export: str | None = None  # the exported weights (model.safetensors + config.json), when trained now
+
+
+# ---------------------------------------------------------------------------------------------- the store
 
 def default_tracking_uri() -> str:
     """The embedded default: a SQLite store in the working folder (the file store is deprecated)."""
@@ -38,13 +61,6 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri
 
 
-def dashboard_command(uri: str) -> str:
-    if uri.startswith("sqlite:"):
-        mlflow_bin = Path(sys.executable).parent / "mlflow"
-        return f"{mlflow_bin} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
-    return f"open {uri} in a browser"
-
-
 def _artifact_root(uri: str) -> str | None:
     """Where a new experiment keeps artifacts. For SQLite, beside the DB file (not the process's cwd,
     which under `ray job submit --working-dir` is a temporary copy); servers choose their own."""
@@ -53,31 +69,153 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
-def get_experiment_id(client: MlflowClient, uri: str, name: str) -> str:
-    """Creates the experiment on first use. Doing this once, up front, also creates and migrates a
-    fresh SQLite DB before any worker touches it (concurrent first opens can race on the schema)."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=_artifact_root(uri))
+def prepare_tracking(uri: str | None, experiment: str) -> tuple[str, str]:
+    """Resolves the tracking URI and makes sure the store and the experiment exist (once, up front, which
+    also creates and migrates a fresh SQLite DB before any worker opens it: concurrent first opens race on
+    the schema). Returns (uri, experiment id)."""
+    uri = resolve_tracking_uri(uri)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        experiment_id = client.create_experiment(
+            experiment, artifact_location=_artifact_root(uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
+    else:
+        experiment_id = found.experiment_id
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return uri, experiment_id
 
 
-def create_run(
-    client: MlflowClient,
-    experiment_id: str,
-    name: str,
-    tags: dict[str, str] | None = None,
-    parent_run_id: str | None = None,
-) -> str:
+def runs_page_url(server: str, experiment_id: str) -> str:
+    """The experiment's "Model training" runs table, where a sweep's parent expands into its children
+    (MLflow 3 would otherwise open its GenAI traces overview)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def dashboard_lines(uri: str, experiment_id: str) -> list[str]:
+    """How to look at the runs: the command that serves a SQLite store, and the page to open."""
+    if uri.startswith("sqlite:"):
+        mlflow_bin = Path(sys.executable).parent / "mlflow"
+        return [
+            f"Open the dashboard: {mlflow_bin} ui --backend-store-uri {uri} --host 127.0.0.1 --port {DASHBOARD_PORT}",
+            f"  then browse {runs_page_url(f'http://127.0.0.1:{DASHBOARD_PORT}', experiment_id)}",
+        ]
+    if uri.startswith(("http://", "https://")):
+        return [f"Open the dashboard: {runs_page_url(uri, experiment_id)}"]
+    return [f"MLflow store: {uri}"]
+
+
+def git_commit() -> str:
+    """The short commit of this checkout, recorded on every run ("unknown" outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------- runs by name
+
+def find_run(client: MlflowClient, experiment_id: str, name: str, parent_run_id: str | None) -> Run | None:
+    """The newest run named `name` under `parent_run_id` (None: a top-level run), or None."""
+    query = f"attributes.run_name = '{name}'"
+    for run in client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"]):
+        if run.data.tags.get(PARENT_TAG) == parent_run_id:
+            return run
+    return None
+
+
+def find_parent(client: MlflowClient, experiment_id: str, sweep: str) -> str | None:
+    """The latest not-FINISHED parent run of sweep `sweep`, or None."""
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.sweep = '{sweep}' and tags.{ROLE_TAG} = '{SWEEP_ROLE}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return next((run.info.run_id for run in runs if run.info.status != "FINISHED"), None)
+
+
+def find_children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[str, Run]:
+    """Run name -> the newest child run of `parent_id` with that name."""
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'", order_by=["attributes.start_time ASC"]
+    )
+    return {run.info.run_name: run for run in runs}
+
+
+def finished_result(run: Run) -> RunResult | None:
+    """What a FINISHED run returns when it is asked for again (it is not retrained); None if unfinished."""
+    if run.info.status != "FINISHED":
+        return None
+    metrics = dict(run.data.metrics)
+    return RunResult(run.info.run_id, metrics, metrics.get("wall_time_s", 0.0), skipped=True)
+
+
+def create_run(client: MlflowClient, experiment_id: str, name: str, tags: dict[str, str] | None = None,
+               parent_run_id: str | None = None) -> str:
     all_tags = {RUN_NAME_TAG: name, **(tags or {})}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
-    run = client.create_run(experiment_id, run_name=name, tags=all_tags)
-    return run.info.run_id
+    return client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+
+
+def open_run(client: MlflowClient, experiment_id: str, name: str, params: dict[str, Any],
+             tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> tuple[str, RunResult | None]:
+    """Finds or creates the run `name` (under `parent_run_id`): (run id, its result if it had FINISHED).
+
+    An unfinished run is reopened (status RUNNING) so that training resumes in it; a new one gets `params`.
+    """
+    previous = find_run(client, experiment_id, name, parent_run_id)
+    if previous is not None:
+        done = finished_result(previous)
+        if done is None:
+            client.update_run(previous.info.run_id, status="RUNNING")
+        return previous.info.run_id, done
+    run_id = create_run(client, experiment_id, name, tags=tags, parent_run_id=parent_run_id)
+    log_params(client, run_id, params)
+    return run_id, None
+
+
+def open_parent(client: MlflowClient, experiment_id: str, sweep: str, params: dict[str, Any],
+                tags: dict[str, str], new: bool = False) -> tuple[str, bool]:
+    """(parent run id, resumed?): the sweep's unfinished parent run, or a new one (always a new one if `new`)."""
+    parent_id = None if new else find_parent(client, experiment_id, sweep)
+    if parent_id is not None:
+        client.update_run(parent_id, status="RUNNING")
+        client.log_batch(parent_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])  # this attempt's commit
+        return parent_id, True
+    parent_id = create_run(client, experiment_id, sweep, tags={**tags, "sweep": sweep, ROLE_TAG: SWEEP_ROLE})
+    log_params(client, parent_id, params)
+    return parent_id, False
+
+
+def model_export_location(client: MlflowClient, run_id: str, cache_dir: Path) -> str:
+    """Where a finished run's model export (its `model/` artifact) can be loaded from by trainers: the
+    artifact store's own path when trainers can read it, else a copy downloaded into `cache_dir`."""
+    uri = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    if uri.startswith(("s3://", "/")):
+        return uri
+    from mlflow.artifacts import download_artifacts  # mlflow-artifacts:/ (a tracking server's proxy), etc.
+
+    target = Path(cache_dir).resolve() / run_id
+    target.mkdir(parents=True, exist_ok=True)
+    return download_artifacts(artifact_uri=uri, dst_path=str(target), tracking_uri=client.tracking_uri)
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+
+
+def log_text_files(client: MlflowClient, run_id: str, files: dict[str, str], artifact_path: str | None = None) -> None:
+    """Logs each `{file name: text}` as an artifact of the run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            path = Path(tmp) / name
+            path.write_text(text)
+            client.log_artifact(run_id, str(path), artifact_path)
 
 
 class RunLogger:
@@ -89,20 +227,13 @@ class RunLogger:
 
     def metrics(self, values: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in values.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
 
     def tags(self, values: dict[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
 
     def image(self, array: np.ndarray, artifact_file: str) -> None:
         self.client.log_image(self.run_id, array, artifact_file=artifact_file)
-
-    def text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
-
-    def file(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def folder(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Logs the folder's contents (not the folder itself) under `artifact_path`."""
@@ -115,37 +246,22 @@ class RunLogger:
         their metrics were already logged by the lost attempt, so the loop logs only steps past this one:
         every step reaches MLflow exactly once, with no gap and no restart from zero.
         """
-        history = self.client.get_metric_history(self.run_id, key)
-        return max((m.step for m in history), default=0)
+        return max((m.step for m in self.client.get_metric_history(self.run_id, key)), default=0)
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
 
 
-def system_metrics(tracking_uri: str, run_id: str):
-    """Starts MLflow's CPU/memory/GPU sampler for the run (from rank 0's node); call `.finish()` at the end.
+def start_system_metrics(tracking_uri: str, run_id: str, interval_s: float):
+    """MLflow's CPU/memory/GPU sampler for the run, from this process's node; None where it cannot run.
+    Call `.finish()` at the end. `resume_logging` continues the step numbering after a restart."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-    `resume_logging` continues the step numbering after a worker-group restart instead of starting over.
-    """
-    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-    monitor = SystemMetricsMonitor(run_id, sampling_interval=5, resume_logging=True, tracking_uri=tracking_uri)
-    monitor.start()
-    return monitor
-
-
-def log_table(client: MlflowClient, run_id: str, rows: list[dict[str, Any]], stem: str) -> None:
-    """Logs `rows` as `{stem}.csv` and `{stem}.md` artifacts."""
-    from workflows.report import rows_to_csv, rows_to_markdown
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for suffix, render in (("csv", rows_to_csv), ("md", rows_to_markdown)):
-            path = Path(tmp) / f"{stem}.{suffix}"
-            path.write_text(render(rows))
-            client.log_artifact(run_id, str(path))
-
-
-def prepare_tracking(uri: str | None, experiment: str) -> tuple[str, str]:
-    """Resolves the tracking URI and makes sure the store and the experiment exist (once, up front)."""
-    uri = resolve_tracking_uri(uri)
-    return uri, get_experiment_id(MlflowClient(uri), uri, experiment)
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, resume_logging=True,
+                                       tracking_uri=tracking_uri)
+        monitor.start()
+        return monitor
+    except Exception as err:  # noqa: BLE001 - optional: psutil missing and the like; the run goes on
+        log.warning("no system metrics for run %s: %s", run_id, err)
+        return None

@@ -18,9 +18,10 @@ from data_prep.reader import read_tubelets
 from vitok import ViTok
 from vitok.metrics import psnr
 from workflows.config import TrainConfig
-from workflows.evaluate import pixels_to_model_input
+from workflows.training.evaluation import pixels_to_model_input
 from workflows.tracking import MlflowClient, prepare_tracking
-from workflows.train import plan_run, run_training
+from workflows.training.driver import run_training
+from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration
 STEPS = 60
@@ -71,28 +72,28 @@ def test_killed_worker_resumes_in_the_same_run(sample_shards, local_ray, tmp_pat
     killer = threading.Thread(target=kill_a_worker_after_checkpoint, args=(storage, killed), daemon=True)
     killer.start()
     plan = plan_run(config)
-    result = run_training(plan, uri, experiment_id, storage_path=str(storage))
+    result = run_training(plan, uri, experiment_id, storage=str(storage))
     killer.join(timeout=5)
     assert len(killed) == 2, "no Ray Train worker was found to kill"
     saved_before_kill = killed.pop()
 
     client = MlflowClient(uri)
     runs = client.search_runs([experiment_id])
-    assert [r.info.run_id for r in runs] == [result["run_id"]]  # one MLflow run, not one per attempt
+    assert [r.info.run_id for r in runs] == [result.run_id]  # one MLflow run, not one per attempt
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert saved_before_kill < STEPS
     assert int(run.data.tags["resumed_from_step"]) >= saved_before_kill
-    steps = [m.step for m in client.get_metric_history(result["run_id"], "train_loss")]
+    steps = [m.step for m in client.get_metric_history(result.run_id, "train_loss")]
     assert steps == list(range(1, STEPS + 1))  # no gap, no step twice, no restart from zero
     assert "eval_psnr" in run.data.metrics
 
     # Re-running the same name finds the finished run and does not train again.
-    again = run_training(plan, uri, experiment_id, storage_path=str(storage))
-    assert again["skipped"] and again["run_id"] == result["run_id"]
+    again = run_training(plan, uri, experiment_id, storage=str(storage))
+    assert again.skipped and again.run_id == result.run_id
 
     # The export loads with from_pretrained and reconstructs held-out images better than a blank guess.
-    model = ViTok.from_pretrained(result["export"])
+    model = ViTok.from_pretrained(result.export)
     val = read_tubelets(str(sample_shards), split="val").select_columns(["pixels"])
     batch = next(iter(val.iter_torch_batches(batch_size=8)))
     x = pixels_to_model_input(batch["pixels"])
@@ -100,6 +101,6 @@ def test_killed_worker_resumes_in_the_same_run(sample_shards, local_ray, tmp_pat
         recon = model(x).recon.clamp(-1, 1)
     assert recon.shape == x.shape and torch.isfinite(recon).all()
     assert psnr(recon, x) > psnr(torch.zeros_like(x), x)
-    artifacts = {a.path for a in client.list_artifacts(result["run_id"], "model")}
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "model")}
     assert {"model/model.safetensors", "model/config.json"} <= artifacts
     assert np.isfinite(run.data.metrics["eval_psnr"])

@@ -53,7 +53,7 @@ def test_job_submit_runs_a_sweep(ray_cluster, sample_shards, tmp_path):
         "ray", "job", "submit", "--address", address, "--submission-id", job_id, "--working-dir", str(REPO),
         "--no-wait", "--", "python", "workflows/scale_sweep.py", "--config", str(sweep),
         "--shards", str(sample_shards), "--tracking-uri", f"sqlite:///{db}",
-        "--storage-path", str(tmp_path / "ray_results"),
+        "--storage", str(tmp_path / "ray_results"),
     ]
     deadline = time.monotonic() + 120
     while True:  # the head's job agent comes up a little after `ray start` returns

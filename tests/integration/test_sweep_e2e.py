@@ -94,7 +94,7 @@ def sweep_env(ray_root: str) -> dict[str, str]:
 
 def run_sweep(config: Path, uri: str, storage: Path, ray_root: str, timeout: float = 900):
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri, "--storage-path", str(storage)],
+        [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri, "--storage", str(storage)],
         capture_output=True, text=True, timeout=timeout, env=sweep_env(ray_root), cwd=REPO,
     )
 
@@ -198,7 +198,7 @@ def test_killed_sweep_resumes_without_retraining(sample_shards, tmp_path, ray_tm
     uri, _ = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "sweep-it")
     config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-resume", [4, 16, 64], steps=10)
     cmd = [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri,
-           "--storage-path", str(tmp_path / "ray")]
+           "--storage", str(tmp_path / "ray")]
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=sweep_env(ray_tmp), cwd=REPO,
                             start_new_session=True)

@@ -12,7 +12,8 @@ import torch
 from tests.helpers import run_cli
 from workflows.config import TrainConfig
 from workflows.tracking import MlflowClient, prepare_tracking
-from workflows.train import plan_run, run_training
+from workflows.training.driver import run_training
+from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +46,12 @@ def test_zero_stage_loss_falls(stage, fixed_batch_shards, local_ray, tmp_path):
         }
     )
     uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "zero-test")
-    result = run_training(plan_run(config), uri, experiment_id, storage_path=str(tmp_path / "ray"))
+    result = run_training(plan_run(config), uri, experiment_id, storage=str(tmp_path / "ray"))
 
-    history = [m.value for m in MlflowClient(uri).get_metric_history(result["run_id"], "train_mse")]
+    history = [m.value for m in MlflowClient(uri).get_metric_history(result.run_id, "train_mse")]
     assert len(history) == 20
     assert sum(history[-3:]) / 3 < 0.6 * history[0], history
-    assert MlflowClient(uri).get_run(result["run_id"]).data.params["zero_stage"] == str(stage)
+    assert MlflowClient(uri).get_run(result.run_id).data.params["zero_stage"] == str(stage)
 
 
 def test_stage2_freezes_the_encoder(fixed_batch_shards, local_ray, tmp_path):
@@ -65,7 +66,7 @@ def test_stage2_freezes_the_encoder(fixed_batch_shards, local_ray, tmp_path):
     train = {"steps": 6, "micro_batch_size": 4, "num_workers": 2, "log_every": 1, "checkpoint_every": 3}
     uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "stage-test")
     stage1 = TrainConfig.from_dict({**common, "name": "s1", "train": {**train, "export_to": str(tmp_path / "s1")}})
-    run_training(plan_run(stage1), uri, experiment_id, storage_path=str(tmp_path / "ray"))
+    run_training(plan_run(stage1), uri, experiment_id, storage=str(tmp_path / "ray"))
 
     stage2 = TrainConfig.from_dict(
         {
@@ -75,15 +76,15 @@ def test_stage2_freezes_the_encoder(fixed_batch_shards, local_ray, tmp_path):
             "train": {**train, "stage": 2, "init_from": str(tmp_path / "s1"), "zero_stage": 3},
         }
     )
-    result = run_training(plan_run(stage2), uri, experiment_id, storage_path=str(tmp_path / "ray"))
+    result = run_training(plan_run(stage2), uri, experiment_id, storage=str(tmp_path / "ray"))
 
     _, before = load_checkpoint(tmp_path / "s1")
-    _, after = load_checkpoint(result["export"])
+    _, after = load_checkpoint(result.export)
     encoder = [k for k in before if k.startswith("encoder.")]
     decoder = [k for k in before if k.startswith("decoder.")]
     assert encoder and decoder
     assert all(torch.equal(before[k], after[k]) for k in encoder)
     assert any(not torch.equal(before[k], after[k]) for k in decoder)
-    history = MlflowClient(uri).get_metric_history(result["run_id"], "train_gan_g")
+    history = MlflowClient(uri).get_metric_history(result.run_id, "train_gan_g")
     assert len(history) == 6 and all(math.isfinite(m.value) for m in history)
-    assert MlflowClient(uri).get_run(result["run_id"]).data.metrics["train_d_loss"] > 0
+    assert MlflowClient(uri).get_run(result.run_id).data.metrics["train_d_loss"] > 0

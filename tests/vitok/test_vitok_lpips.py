@@ -60,12 +60,3 @@ def test_convert_from_torchvision_and_lpips_names(tmp_path):
     loaded = LPIPS.from_path(path)
     a, b = torch.rand(1, 16, 16, 3), -torch.rand(1, 16, 16, 3)
     torch.testing.assert_close(loaded(a, b), reference(a, b))
-
-
-def test_lpips_metric_is_not_computed_without_weights():
-    from vitok.metrics import lpips_metric
-
-    a, b = torch.rand(1, 2, 16, 16, 3), torch.zeros(1, 2, 16, 16, 3)
-    assert lpips_metric(a, b, None) is None
-    lpips = LPIPS()
-    assert abs(lpips_metric(a, b, lpips) - float(lpips(a, b))) < 1e-6

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from workflows.config import ConfigError
-from workflows.sweep_config import axis_run_name, expand_axes, load_sweep, parse_sweep
+from workflows.sweeps.sweep_file import axis_run_name, expand_axes, load_sweep, parse_sweep
 
 CONFIGS = Path(__file__).resolve().parents[2] / "workflows" / "configs"
 BASE = {"sweep": "s", "experiment": "e", "base": {"model": {"variant": "N-N/8"}, "train": {"steps": 20}}}
@@ -112,7 +112,7 @@ def test_every_study_has_a_tiny_and_a_paper_version():
 
 
 def test_tiny_e_sweep_spans_8x_in_e_and_varies_p_and_c():
-    from workflows.scale_sweep import plan_from_input
+    from workflows.sweeps.planning import plan_from_input
 
     sweep = load_sweep(CONFIGS / "e_sweep_tiny.yaml")
     plans = [plan_from_input(c, 1, 64) for c in sweep.configs]

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from workflows.scale_sweep import plan_from_input
-from workflows.sweep_config import parse_sweep
-from workflows.sweep_runner import SweepRunner, find_children, find_parent, has_room
-from workflows.tracking import MlflowClient, create_run, prepare_tracking
+from workflows.sweeps.planning import plan_from_input
+from workflows.sweeps.sweep_file import parse_sweep
+from workflows.sweeps.runner import SweepRunner, has_room
+from workflows.tracking import MlflowClient, RunResult, create_run, find_children, find_parent, prepare_tracking
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ class FakeTrainer:
                 raise RuntimeError("Training failed\nworker died: out of memory")
             self.client.log_metric(run_id, "eval_psnr", 20.0 + plan.config.model.channels)
             self.client.set_terminated(run_id, "FINISHED")
-            return {"run_id": run_id, "metrics": {"eval_psnr": 20.0 + plan.config.model.channels}, "wall_time_s": 1}
+            return RunResult(run_id, {"eval_psnr": 20.0 + plan.config.model.channels}, 1.0)
         finally:
             with self.lock:
                 self.active -= 1
@@ -102,7 +102,7 @@ def test_resume_skips_finished_children_and_finds_the_parent(store):
     second = FakeTrainer(client, experiment_id, delay=0.01)
     outcomes = runner(store, second, cpus_free=4.0).run(plans)
     assert [name for name, _ in second.calls] == ["c16"]
-    assert outcomes[0].result["skipped"] and outcomes[0].result["metrics"]["eval_psnr"] == 24.0
+    assert outcomes[0].result.skipped and outcomes[0].result.metrics["eval_psnr"] == 24.0
     client.set_terminated(parent, "FINISHED")
     assert find_parent(client, experiment_id, "sw") is None  # a finished sweep is not resumed
 
@@ -117,7 +117,7 @@ def test_stage_two_waits_for_its_stage_one_export(store, tmp_path):
     outcomes = runner(store, trainer, cpus_free=16.0, cache_dir=tmp_path).run(plans)
     assert [name for name, _ in trainer.calls] == ["lpips", "gan"]
     init_from = trainer.calls[1][1]
-    assert init_from.endswith("/model") and outcomes[1].result["run_id"] in init_from
+    assert init_from.endswith("/model") and outcomes[1].result.run_id in init_from
     assert outcomes[0].error is None
 
 

@@ -7,9 +7,9 @@ import math
 import pytest
 
 from workflows.config import ConfigError, TrainConfig, deep_merge
-from workflows.deepspeed_config import deepspeed_config
-from workflows.optim import warmup_cosine
-from workflows.sweep_config import load_sweep, parse_sweep
+from workflows.training.deepspeed_config import deepspeed_config
+from workflows.training.optim import warmup_cosine
+from workflows.sweeps.sweep_file import load_sweep, parse_sweep
 
 GOOD = {
     "sweep": "s",

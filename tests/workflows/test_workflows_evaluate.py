@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vitok.fid import FeatureExtractor
-from workflows.evaluate import evaluate, pixels_to_model_input
-from workflows.ingest import augment, center_crop
+from workflows.training.evaluation import evaluate, pixels_to_model_input
+from workflows.training.ingest import augment, center_crop
 
 
 def pixel_batches(n_batches=3, b=4, t=1, size=16, seed=0):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import ray.train
 import torch
@@ -17,23 +17,35 @@ from vitok import ViTok
 from vitok.checkpoint import save_checkpoint
 from vitok.fid import load_i3d, load_inception
 from vitok.visualize import reconstruction_grid
-from workflows.checkpoints import gathered_state_dict, restore_latest, save_and_report
+from workflows.runtime.console import configure_console
+from workflows.training.checkpoints import gathered_state_dict, restore_latest, save_and_report
 from workflows.config import TrainConfig
-from workflows.deepspeed_config import deepspeed_config
-from workflows.evaluate import evaluate, pixels_to_model_input
-from workflows.hardware import gpu_peak_flops
-from workflows.ingest import augment, center_crop, endless_batches
-from workflows.objectives import Objective
-from workflows.optim import build_optimizer
-from workflows.tracking import RunLogger, system_metrics
+from workflows.training.plan import RunPlan
+from workflows.training.deepspeed_config import deepspeed_config
+from workflows.training.evaluation import evaluate, pixels_to_model_input
+from workflows.training.hardware import gpu_peak_flops
+from workflows.training.ingest import augment, center_crop, endless_batches
+from workflows.training.objectives import Objective
+from workflows.training.optim import build_optimizer
+from workflows.tracking import RunLogger, start_system_metrics
 
 
-def build_model(config: TrainConfig) -> ViTok:
-    """Stage 1 starts from fresh weights (the same on every rank: the seed is set first); stage 2 from a
-    stage-1 export, with the encoder frozen."""
-    if config.train.stage == 1:
-        return ViTok.from_name(config.model.variant, channels=config.model.channels)
-    model = ViTok.from_pretrained(config.train.init_from)
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every Ray Train worker is handed: the run's plan, already resolved, and where to log."""
+
+    plan: RunPlan
+    tracking_uri: str
+    run_id: str
+    verbose: bool = False  # False: known third-party warnings are filtered in the workers too
+
+
+def build_model(plan: RunPlan) -> ViTok:
+    """Stage 1 starts from fresh weights (the same on every rank: the seed is set first); stage 2 from the
+    stage-1 export the plan resolved, with the encoder frozen."""
+    if plan.config.train.stage == 1:
+        return ViTok(plan.model_config)
+    model = ViTok.from_pretrained(plan.config.train.init_from)
     model.train()
     model.freeze_encoder()
     return model
@@ -47,9 +59,10 @@ def feature_networks(config: TrainConfig, device: torch.device) -> dict[str, tor
     return {name: net.to(device).eval() for name, net in nets.items() if net is not None}
 
 
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    config = TrainConfig.from_dict(loop_config["config"])
-    t = config.train
+def train_loop_per_worker(worker: WorkerConfig) -> None:
+    plan = worker.plan
+    config, t = plan.config, plan.config.train
+    configure_console(worker.verbose)
     # DeepSpeed picks its accelerator when it is first imported; on CPU workers it must be told.
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if t.use_gpu else "cpu")
     import deepspeed
@@ -62,7 +75,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     dtype = torch.bfloat16 if t.use_gpu else torch.float32
     torch.manual_seed(t.seed)
 
-    model = build_model(config)
+    model = build_model(plan)
     optimizer, schedule = build_optimizer(model, config)
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(config, world)
@@ -70,10 +83,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     objective = Objective(config, device, world)
     start_step = restore_latest(engine, objective)
 
-    logger = RunLogger(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
+    logger = RunLogger(worker.tracking_uri, worker.run_id) if rank == 0 else None
     peak_flops = gpu_peak_flops(device)
     logged_through = logger.last_step("train_loss") if logger else 0
-    monitor = system_metrics(loop_config["tracking_uri"], loop_config["run_id"]) if logger else None
+    monitor = start_system_metrics(worker.tracking_uri, worker.run_id, interval_s=5) if logger else None
     if logger is not None:
         logger.tags({"resumed_from_step": str(start_step)})  # 0: a fresh start
 
@@ -101,7 +114,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 values["gan_weight"] = objective.gan_weight(step)
             values["samples_per_s"] = window_steps * t.global_batch_size / elapsed
             if peak_flops:  # forward + backward = 3 x forward; 2 FLOPs per multiply-accumulate
-                values["mfu"] = values["samples_per_s"] * 6e9 * loop_config["gmacs"] / (peak_flops * world)
+                values["mfu"] = values["samples_per_s"] * 6e9 * plan.stats["gmacs"] / (peak_flops * world)
             values["data_wait_fraction"] = data_wait / elapsed
             grad_norm = engine.get_global_grad_norm()
             if grad_norm is not None:
@@ -115,7 +128,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             save_and_report(engine, step, {"step": step}, rank, objective)
 
     results, grid = {}, None
-    if "val" in loop_config["datasets"]:
+    if plan.val_rows > 0:
         engine.eval()
         val = ray.train.get_dataset_shard("val").iter_torch_batches(batch_size=t.micro_batch_size)
         val_pixels = (center_crop(b["pixels"], config.data.crop) for b in val)
@@ -135,5 +148,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         logger.metrics(results, t.steps)
         if grid is not None:
             logger.image(grid, "reconstructions/final.png")
-        monitor.finish()
+        if monitor is not None:
+            monitor.finish()
         logger.finish()

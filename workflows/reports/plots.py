@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from workflows.findings import METRICS  # noqa: E402
-from workflows.fits import fit_log2  # noqa: E402
+from workflows.reports.findings import METRICS  # noqa: E402
+from workflows.reports.fits import fit_log2  # noqa: E402
 
 
 def _finished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """`findings.md`: for each paper finding a sweep covers, what the paper reported, what the sweep measured
 (with the fit's R²) and whether the finding held, by a rule stated next to the verdict.
 
-Input is the sweep's summary rows (see `scale_sweep.summary_row`): one dict per config with E, p, the
+Input is the sweep's summary rows (see `workflows.sweeps.summary.summary_row`): one dict per config with E, p, the
 encoder/decoder sizes and parameter counts, the loss settings and the eval metrics (None when not measured).
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflows.fits import MIN_POINTS, Fit, fit_log2
+from workflows.reports.fits import MIN_POINTS, Fit, fit_log2
 
 PAPER_FILE = Path(__file__).resolve().parent / "paper_findings.json"
 
@@ -259,7 +259,7 @@ def video_compressibility(rows: list[dict[str, Any]], paper: dict[str, Any]) -> 
     return Finding("video_compressibility", paper["claim"], paper["paper"], _combine(verdicts), rule, lines)
 
 
-def evaluate_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[str, Any] | None = None) -> list[Finding]:
+def judge_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[str, Any] | None = None) -> list[Finding]:
     paper = paper or load_paper()
     rows = _ok(rows)
     out = []

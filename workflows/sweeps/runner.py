@@ -21,33 +21,13 @@ from typing import Any, Callable
 
 from mlflow.tracking import MlflowClient
 
-from workflows.sweep_config import DEP_PREFIX
-from workflows.train import RunPlan
+from workflows.runtime.console import say
+from workflows.runtime.paths import SWEEP_EXPORTS
+from workflows.sweeps.sweep_file import DEP_PREFIX
+from workflows.tracking import RunResult, find_run, finished_result, model_export_location
+from workflows.training.plan import RunPlan
 
 DATA_HEADROOM_CPU = 2  # CPUs left free for Ray Data's read/split tasks beside the training workers
-PARENT_TAG = "mlflow.parentRunId"
-
-
-def find_parent(client: MlflowClient, experiment_id: str, sweep: str) -> str | None:
-    """The latest not-FINISHED parent run of sweep `sweep`, or None."""
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.sweep = '{sweep}' and tags.role = 'sweep'",
-        order_by=["attributes.start_time DESC"],
-    )
-    for run in runs:
-        if run.info.status != "FINISHED":
-            return run.info.run_id
-    return None
-
-
-def find_children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[str, Any]:
-    """Run name -> the newest child Run of `parent_id` with that name."""
-    runs = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
-        order_by=["attributes.start_time ASC"],
-    )
-    return {run.info.run_name: run for run in runs}
 
 
 def resources_needed(plan: RunPlan) -> dict[str, float]:
@@ -69,29 +49,10 @@ def has_room(need: dict[str, float], total: dict[str, float], available: dict[st
     return True
 
 
-def export_location(client: MlflowClient, run_id: str, cache_dir: Path) -> str:
-    """Where a finished child's model export (`model/` artifact) can be loaded from by the trainers."""
-    uri = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
-    if uri.startswith("file://"):
-        return uri[len("file://"):]
-    if uri.startswith(("s3://", "/")):
-        return uri
-    from mlflow.artifacts import download_artifacts  # mlflow-artifacts:/ (a tracking server's proxy), etc.
-
-    target = cache_dir / run_id
-    target.mkdir(parents=True, exist_ok=True)
-    return download_artifacts(artifact_uri=uri, dst_path=str(target))
-
-
-def with_init_from(plan: RunPlan, location: str) -> RunPlan:
-    train = dataclasses.replace(plan.config.train, init_from=location)
-    return dataclasses.replace(plan, config=dataclasses.replace(plan.config, train=train))
-
-
 @dataclasses.dataclass
 class Outcome:
     plan: RunPlan
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
     error: str | None = None
 
 
@@ -103,12 +64,12 @@ class SweepRunner:
         client: MlflowClient,
         experiment_id: str,
         parent_id: str,
-        train: Callable[..., dict[str, Any]],
+        train: Callable[..., RunResult],
         train_kwargs: dict[str, Any],
         max_concurrent: int = 0,
         resources: Callable[[], tuple[dict[str, float], dict[str, float]]] | None = None,
-        cache_dir: Path = Path("work/sweep_exports"),
-        log: Callable[[str], None] = print,
+        cache_dir: Path = SWEEP_EXPORTS,
+        log: Callable[[str], None] = say,
     ):
         self.client = client
         self.experiment_id = experiment_id
@@ -125,24 +86,20 @@ class SweepRunner:
         with self._lock:
             self._log(message)
 
-    def _skip_if_finished(self, plan: RunPlan) -> dict[str, Any] | None:
-        child = find_children(self.client, self.experiment_id, self.parent_id).get(plan.config.name)
-        if child is None or child.info.status != "FINISHED":
-            return None
-        return {"run_id": child.info.run_id, "metrics": dict(child.data.metrics),
-                "wall_time_s": child.data.metrics.get("wall_time_s", 0.0), "skipped": True}
+    def _skip_if_finished(self, plan: RunPlan) -> RunResult | None:
+        child = find_run(self.client, self.experiment_id, plan.config.name, self.parent_id)
+        return finished_result(child) if child is not None else None
 
     def _run_one(self, plan: RunPlan) -> Outcome:
         name = plan.config.name
         try:
             result = self._skip_if_finished(plan)
             if result is not None:
-                self.log(f"[{name}] already finished in run {result['run_id']}: skipped")
+                self.log(f"[{name}] already finished in run {result.run_id}: skipped")
                 return Outcome(plan, result)
-            self.log(f"[{name}] E={plan.stats['E']} variant={plan.config.model.variant} training...")
-            result = self.train(plan, parent_run_id=self.parent_id, **self.train_kwargs)
-            self.log(f"[{name}] finished" + (" (skipped)" if result.get("skipped") else ""))
-            return Outcome(plan, result)
+            self.log(f"[{name}] training {plan.config.model.variant}, E = {plan.stats['E']}, "
+                     f"{plan.config.train.steps} steps")
+            return Outcome(plan, self.train(plan, parent_run_id=self.parent_id, **self.train_kwargs))
         except Exception as err:  # one failed child must not stop the others
             lines = [line for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
             message = lines[-1][:160]
@@ -175,8 +132,8 @@ class SweepRunner:
                         break  # keep the file's order: wait for a running config to finish
                     if dep is not None:
                         try:
-                            plan = with_init_from(plan, export_location(
-                                self.client, outcomes[dep].result["run_id"], self.cache_dir))
+                            plan = plan.with_init_from(model_export_location(
+                                self.client, outcomes[dep].result.run_id, self.cache_dir))
                         except Exception as err:  # noqa: BLE001 - recorded as this child's failure
                             pending.remove(next(p for p in pending if p.config.name == plan.config.name))
                             outcomes[plan.config.name] = Outcome(plan, None, f"no export of '{dep}': {err}")

@@ -10,7 +10,7 @@
 Each measurement runs in a fresh child process whose CPU affinity is set before anything starts, so "1
 core" means the driver, Ray and the workers share one core. The corpus is the bundled sample corpus
 repeated with unique bytes per copy (JPEG/PNG: bytes after the end marker; MP4: a trailing `free` box),
-so content dedup keeps every copy. Usage: python bench/data_prep.py [--copies 60] [--scale 10]
+so content dedup keeps every copy. Usage: python bench/prep_throughput.py [--copies 60] [--scale 10]
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ import time
 import psutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the data_prep package.
-sys.path[:] = [REPO, *(p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__)))]
+sys.path.insert(0, REPO)  # run as a script: make the repository importable
 UNIT_SIZES = {"images_per_unit": 64, "videos_per_unit": 16}  # shards of a few MB: per-unit costs amortise
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from workflows.config import ConfigError, TrainConfig, deep_merge
 
-ZERO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "infra" / "deepspeed"
+ZERO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "infra" / "deepspeed"
 
 
 def zero_config_path(stage: int) -> Path:

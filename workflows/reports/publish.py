@@ -1,0 +1,50 @@
+"""The sweep's report on its parent run: the summary table, the plots, the fits as metrics, findings.md and
+one tag per finding's verdict."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from workflows.reports.findings import METRICS, judge_findings, findings_markdown
+from workflows.reports.fits import fit_log2
+from workflows.reports.plots import make_plots
+from workflows.reports.tables import rows_to_csv, rows_to_markdown
+from workflows.tracking import log_text_files
+
+
+def fit_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The log2 fits as parent-run metrics, so the dashboard can compare sweeps."""
+    ok = [r for r in rows if r["status"] == "finished"]
+    out: dict[str, float] = {}
+    for x_key, x_name in (("E", "E"), ("encoder_params", "enc_params"), ("decoder_params", "dec_params")):
+        for metric, _, _ in METRICS:
+            points = [r for r in ok if r.get(metric) is not None]
+            fit = fit_log2([r[x_key] for r in points], [r[metric] for r in points])
+            if fit is None:
+                continue
+            out[f"fit_{metric}_vs_log2_{x_name}_slope"] = fit.slope
+            if fit.r2 is not None:
+                out[f"fit_{metric}_vs_log2_{x_name}_r2"] = fit.r2
+    return out
+
+
+def publish_results(client: MlflowClient, parent_id: str, sweep_name: str, study: str,
+                    rows: list[dict[str, Any]]) -> str:
+    """Logs the table, the plots, the fits and findings.md on the parent run; returns findings.md's text."""
+    findings = judge_findings(rows, study)
+    ok = sum(1 for r in rows if r["status"] == "finished")
+    text = findings_markdown(findings, sweep_name, study, len(rows), ok)
+    log_text_files(client, parent_id, {"summary.csv": rows_to_csv(rows), "summary.md": rows_to_markdown(rows),
+                                       "findings.md": text})
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in make_plots(rows, Path(tmp) / "plots"):
+            client.log_artifact(parent_id, str(path), "plots")
+    for key, value in fit_metrics(rows).items():
+        client.log_metric(parent_id, key, value)
+    for f in findings:
+        client.set_tag(parent_id, f"finding.{f.id}", f.verdict)
+    return text

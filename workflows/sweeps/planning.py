@@ -1,0 +1,101 @@
+"""Planning a sweep: every config checked against its shards (or, for a dry run of a sweep whose shards are
+elsewhere, against the sweep's declared input), and the plan printed with each config's compute."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from workflows.config import ConfigError, TrainConfig
+from workflows.reports.tables import rows_to_markdown
+from workflows.sweeps.sweep_file import DEP_PREFIX, Sweep
+from workflows.training.plan import RunPlan, plan_for_input, plan_run, resolve_model_config
+
+
+def _stage1_twin(config: TrainConfig) -> TrainConfig:
+    """A stage-2 run that starts from another run of the sweep (`init_from: "@NAME"`, whose export does not
+    exist yet) is planned as its stage-1 twin: the same variant, which the stage-1 run exports."""
+    return dataclasses.replace(
+        config, train=dataclasses.replace(config.train, stage=1, init_from=""),
+        optim=dataclasses.replace(config.optim, gan_weight=0.0),
+    )
+
+
+def _depends_on_sweep_run(config: TrainConfig) -> bool:
+    return config.train.init_from.startswith(DEP_PREFIX)
+
+
+def plan_from_input(config: TrainConfig, frames: int, size: int) -> RunPlan:
+    """A plan from the sweep's declared `input` when the shards are not reachable from here (dry runs of
+    paper-scale sweeps on a laptop): the model's numbers, no data rows."""
+    model_from = _stage1_twin(config) if _depends_on_sweep_run(config) else config
+    try:
+        return plan_for_input(config, resolve_model_config(model_from), frames, size)
+    except ValueError as err:
+        raise ConfigError(f"{config.name}: {err}") from None
+
+
+def _plan(config: TrainConfig) -> RunPlan:
+    """`plan_run`, with a stage-2 run of the sweep (`@NAME`) planned as its stage-1 twin; the runner fills in
+    the export's location when that run has finished."""
+    if not _depends_on_sweep_run(config):
+        return plan_run(config)
+    return dataclasses.replace(plan_run(_stage1_twin(config)), config=config)
+
+
+def plan_sweep(sweep: Sweep, dry_run: bool) -> list[RunPlan]:
+    """Plans every config against its shards; a dry run may fall back on the sweep's `input`."""
+    plans = []
+    for config in sweep.configs:
+        frames = sweep.input.get("frames", 1) if config.data.media_type == "video" else 1
+        try:
+            plan = _plan(config)
+        except (OSError, ValueError) as err:
+            if not (dry_run and sweep.input.get("size") and "manifest" in str(err)):
+                raise
+            plan = plan_from_input(config, frames, sweep.input["size"])
+        else:
+            size = sweep.input.get("size")
+            if size and (size, frames) != (plan.resolution, plan.frames):
+                raise ConfigError(
+                    f"{sweep.source}: {config.name}: input is {frames}x{size}x{size} "
+                    f"but {config.data.shards} holds {plan.frames}x{plan.resolution}x{plan.resolution} tubelets"
+                )
+        plans.append(plan)
+    return plans
+
+
+def training_flops(plan: RunPlan) -> float:
+    """Estimated training FLOPs: forward + backward ≈ 3 forwards, 2 FLOPs per multiply-accumulate."""
+    t = plan.config.train
+    return 6.0 * plan.stats["gmacs"] * 1e9 * t.steps * t.global_batch_size
+
+
+def plan_rows(plans: list[RunPlan]) -> list[dict[str, Any]]:
+    return [
+        {
+            "config": p.config.name,
+            "variant": p.config.model.variant,
+            "input": f"{p.frames}x{p.resolution}x{p.resolution}",
+            "params_M": round(p.stats["params"] / 1e6, 3),
+            "GMACs/sample": round(p.stats["gmacs"], 4),
+            "L": p.stats["tokens"],
+            "c": p.stats["channels"],
+            "E": p.stats["E"],
+            "steps": p.config.train.steps,
+            "batch": p.config.train.global_batch_size,
+            "train_FLOPs": float(f"{training_flops(p):.3g}"),
+        }
+        for p in plans
+    ]
+
+
+def format_plan(sweep: Sweep, plans: list[RunPlan]) -> str:
+    total = sum(training_flops(p) for p in plans)
+    es = [p.stats["E"] for p in plans]
+    return (
+        f"Sweep '{sweep.name}' ({sweep.study or 'no study'}): {len(plans)} configs, E from {min(es)} to {max(es)} "
+        f"({max(es) / min(es):.3g}x)\n{rows_to_markdown(plan_rows(plans))}"
+        f"Estimated total training compute: {total:.4g} FLOPs ({total / 1e15:.4g} PFLOPs; "
+        f"6 x MACs x steps x global batch)\n"
+    )
