@@ -150,12 +150,14 @@ def test_metrics():
 
 
 def test_reconstruction_grid():
-    image = reconstruction_grid(_pixels(10, 1, 8, 8, 3), _pixels(10, 1, 8, 8, 3), max_items=4)
-    assert image.dtype.name == "uint8" and image.shape == (2 * 8 + 3 * 2, 4 * (8 + 2) + 2, 3)
-    video = reconstruction_grid(_pixels(2, 6, 8, 8, 3), _pixels(2, 6, 8, 8, 3), max_frames=4)
-    assert video.shape == (22, 2 * (4 * 8 + 2) + 2, 3)
+    # 8 images of 8 px: each enlarged 16x to 128 px tiles, the 8 (original over reconstruction) cells on one row
+    image = reconstruction_grid(_pixels(10, 1, 8, 8, 3), _pixels(10, 1, 8, 8, 3))
+    assert image.dtype.name == "uint8" and image.shape == (4 + 2 * 128 + 4 + 4, 8 * (128 + 4) + 4, 3)
+    # video: a strip of 4 frames per sample, 2 cells of 512 px on a row, 3 samples -> 2 rows
+    video = reconstruction_grid(_pixels(3, 6, 32, 32, 3), _pixels(3, 6, 32, 32, 3), max_frames=4)
+    assert video.shape == (4 + 2 * (2 * 128 + 4 + 4), 2 * (4 * 128 + 4) + 4, 3)
     ones = reconstruction_grid(torch.ones(1, 1, 4, 4, 3), -torch.ones(1, 1, 4, 4, 3), pad=0)
-    assert (ones[:4] == 255).all() and (ones[4:] == 0).all()
+    assert ones.shape == (256, 128, 3) and (ones[:128] == 255).all() and (ones[128:] == 0).all()
 
 
 def test_checkpoint_roundtrip(tmp_path):

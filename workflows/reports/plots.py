@@ -1,7 +1,8 @@
 """The sweep's plots as PNG files (matplotlib, Agg backend: no display needed).
 
-- `metrics_vs_E.png`: each measured reconstruction metric against log2 E, points marked by patch size,
-  with the least-squares line and its R².
+- `metrics_vs_E.png`: each measured reconstruction metric against log2 E, one colour and one least-squares
+  line per patch size (per tubelet q x p for video), and the all-runs line, each with its R² in the legend:
+  the findings judge the law within each patch size, and the picture shows the same fits.
 - `metrics_vs_encoder.png`, `metrics_vs_decoder.png`: the same against encoder / decoder parameters.
 - `psnr_vs_rfid.png` (or `psnr_vs_lpips.png` when rFID is off): the distortion-perception trade-off.
 """
@@ -29,32 +30,49 @@ def _measured_metrics(rows: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
     return [m for m in METRICS if any(r.get(m[0]) is not None for r in rows)]
 
 
-def _scatter_with_fit(ax, rows: list[dict[str, Any]], x_key: str, metric: str, xlabel: str, group_key: str) -> None:
+def family_label(row: dict[str, Any]) -> str:
+    """The tokenisation a run belongs to: `p=8` for images, `q x p=4x8` for video tubelets."""
+    q = row.get("q") or 1
+    return f"p={row.get('p')}" if q == 1 else f"q x p={q}x{row.get('p')}"
+
+
+def _fit_label(fit) -> str:
+    r2 = f"R²={fit.r2:.2f}" if fit.r2 is not None else "R² n/a (<3 pts)"
+    return f"{fit.slope:+.3g}/doubling, {r2}"
+
+
+def _scatter_with_fit(ax, rows: list[dict[str, Any]], x_key: str, metric: str, xlabel: str, group) -> None:
+    """Points coloured by `group(row)`, each group's own least-squares line, and the all-runs line."""
     points = [r for r in rows if r.get(metric) is not None and r.get(x_key)]
-    groups = sorted({str(r.get(group_key)) for r in points})
-    for group in groups:
-        sub = [r for r in points if str(r.get(group_key)) == group]
-        ax.scatter([r[x_key] for r in sub], [r[metric] for r in sub], label=f"{group_key}={group}", zorder=3)
+    groups = sorted({group(r) for r in points})
+    for i, name in enumerate(groups):
+        sub = [r for r in points if group(r) == name]
+        colour = f"C{i}"
+        xs = [r[x_key] for r in sub]
+        ax.scatter(xs, [r[metric] for r in sub], color=colour, zorder=3)
+        fit = fit_log2(xs, [r[metric] for r in sub])
+        if fit is not None and len(groups) > 1:
+            line = np.geomspace(min(xs), max(xs), 50)
+            ax.plot(line, fit.predict(line), "-", color=colour, alpha=0.8, label=f"{name}: {_fit_label(fit)}")
+        else:
+            ax.plot([], [], "o", color=colour, label=name)
     for r in points:
         ax.annotate(str(r.get("config", "")), (r[x_key], r[metric]), fontsize=6, alpha=0.7,
                     xytext=(3, 3), textcoords="offset points")
     fit = fit_log2([r[x_key] for r in points], [r[metric] for r in points])
-    title = metric
     if fit is not None:
         xs = np.geomspace(min(r[x_key] for r in points), max(r[x_key] for r in points), 50)
-        r2 = f"R²={fit.r2:.2f}" if fit.r2 is not None else "R² n/a (<3 pts)"
-        ax.plot(xs, fit.predict(xs), "--", color="gray", label=f"fit: {fit.slope:+.3g}/doubling, {r2}")
-        title = f"{metric}  ({r2})"
+        ax.plot(xs, fit.predict(xs), "--", color="gray", label=f"all runs: {_fit_label(fit)}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(metric, fontsize=9)
     ax.grid(True, alpha=0.3)
     if points:
         ax.legend(fontsize=6)
 
 
-def plot_metrics_vs(rows: list[dict[str, Any]], x_key: str, xlabel: str, path: Path, group_key: str = "p") -> bool:
+def plot_metrics_vs(rows: list[dict[str, Any]], x_key: str, xlabel: str, path: Path, group=family_label) -> bool:
     """One panel per measured metric; False (and no file) when nothing was measured."""
     rows = _finished(rows)
     metrics = _measured_metrics(rows)
@@ -62,7 +80,7 @@ def plot_metrics_vs(rows: list[dict[str, Any]], x_key: str, xlabel: str, path: P
         return False
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, (metric, _, _) in zip(axes[0], metrics):
-        _scatter_with_fit(ax, rows, x_key, metric, xlabel, group_key)
+        _scatter_with_fit(ax, rows, x_key, metric, xlabel, group)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -97,10 +115,11 @@ def make_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
+    by_e = lambda row: f"E={row.get('E')}"  # noqa: E731
     for x_key, xlabel, stem, group in (
-        ("E", "E = L x c (log2)", "metrics_vs_E", "p"),
-        ("encoder_params", "encoder parameters (log2)", "metrics_vs_encoder", "E"),
-        ("decoder_params", "decoder parameters (log2)", "metrics_vs_decoder", "E"),
+        ("E", "E = L x c (log2)", "metrics_vs_E", family_label),
+        ("encoder_params", "encoder parameters (log2)", "metrics_vs_encoder", by_e),
+        ("decoder_params", "decoder parameters (log2)", "metrics_vs_decoder", by_e),
     ):
         path = folder / f"{stem}.png"
         if plot_metrics_vs(rows, x_key, xlabel, path, group):
