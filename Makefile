@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m workflows.demo
+	$(PY) -m workflows.demo $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
