@@ -39,11 +39,12 @@ def tokenizer_loss(
     scheduled weight from `gan.gan_weight`; at 0 the discriminator is not run at all). Values stay tensors
     (no `.item()`), so callers sync only on logging steps.
     """
-    recon = output.recon
-    terms = {"mse": F.mse_loss(recon.float(), x.float()), "kl": kl_divergence(output.mean, output.logvar)}
+    # Losses in fp32 whatever the model's precision; LPIPS and the discriminator are fp32 networks.
+    recon, x = output.recon.float(), x.float()
+    terms = {"mse": F.mse_loss(recon, x), "kl": kl_divergence(output.mean, output.logvar)}
     weighted = [terms["mse"], beta * terms["kl"]]
     if l1_weight:
-        terms["l1"] = F.l1_loss(recon.float(), x.float())
+        terms["l1"] = F.l1_loss(recon, x)
         weighted.append(l1_weight * terms["l1"])
     if lpips is not None and lpips_weight:
         terms["lpips"] = lpips(recon, x)

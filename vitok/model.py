@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -54,11 +55,16 @@ class Transformer(nn.Module):
         hidden = int(config.mlp_ratio * width)
         self.blocks = nn.ModuleList(Block(width, heads, hidden, config.norm, config.norm_eps) for _ in range(depth))
         self.norm = make_norm(config.norm, width, config.norm_eps)
+        self.activation_checkpointing = False  # set by ViTok.set_activation_checkpointing
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         rope = rope_cos_sin(grid, self.head_dim, self.theta, x.device)  # each (L, head_dim/2), fp32
         for block in self.blocks:
-            x = block(x, rope)
+            if self.activation_checkpointing and torch.is_grad_enabled():
+                # keep only the block's input; its activations are recomputed in the backward pass
+                x = torch.utils.checkpoint.checkpoint(block, x, rope, use_reentrant=False)
+            else:
+                x = block(x, rope)
         return self.norm(x)
 
 
@@ -121,6 +127,13 @@ class ViTok(nn.Module):
         self.encoder_frozen = True
         self.encoder.requires_grad_(False)
         self.encoder.eval()
+        return self
+
+    def set_activation_checkpointing(self, enabled: bool = True) -> "ViTok":
+        """Recompute each transformer block's activations in the backward pass instead of storing them:
+        about one more forward of compute for activation memory that no longer grows with depth."""
+        self.encoder.transformer.activation_checkpointing = enabled
+        self.decoder.transformer.activation_checkpointing = enabled
         return self
 
     def train(self, mode: bool = True) -> "ViTok":
@@ -192,14 +205,16 @@ class ViTok(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: str | torch.device = "cpu", endpoint_url: str | None = None
+        cls, path: str | Path, device: str | torch.device = "cpu", endpoint_url: str | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> "ViTok":
-        """Load a checkpoint written by `save_pretrained` from a directory, file:// or s3:// URI (eval mode).
+        """Load a checkpoint written by `save_pretrained` from a directory, file:// or s3:// URI (eval mode),
+        with its weights in `dtype` (fp32 by default, whatever the file holds; run bf16 with autocast).
 
         s3:// is read through pyarrow; the endpoint comes from `endpoint_url` or AWS_ENDPOINT_URL.
         """
         config, state = load_checkpoint(path, endpoint_url)
         with torch.device("meta"):  # skip the random init that the loaded weights would overwrite
             model = cls(ViTokConfig.from_dict(config))
-        model.load_state_dict(state, assign=True)
+        model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, assign=True)
         return model.to(device).eval()

@@ -50,6 +50,7 @@ class OptimSection:
     disc_lr: float = 2e-5  # discriminator learning rate (stage 2)
     gan_start_step: int = 0  # stage-2 step at which the GAN term starts
     gan_warmup_steps: int = 0  # linear ramp of the GAN weight after its start
+    disc_r1_weight: float = 0.0  # gamma of the discriminator's R1 penalty on real pixels (0: off)
 
 
 @dataclass
@@ -60,6 +61,12 @@ class TrainSection:
     num_workers: int = 2  # Ray Train workers (data-parallel world size)
     use_gpu: bool = False
     zero_stage: int = 2  # DeepSpeed ZeRO stage 0-3
+    # bf16: DeepSpeed's bf16 mode (bf16 weights and activations, fp32 master weights, losses and metrics in
+    # fp32), on GPU and on CPU alike, so CPU runs exercise the dtypes of a GPU run; fp32: everything in fp32.
+    precision: str = "bf16"
+    ema_decay: float = 0.0  # EMA of the weights per optimiser step (paper stage 2: 0.9999); 0: no EMA
+    compile: bool = False  # torch.compile the model (DeepSpeed's engine.compile)
+    activation_checkpointing: bool = False  # recompute each transformer block in the backward pass
     seed: int = 0
     log_every: int = 10  # steps between logged metrics (losses are synced to the host only then)
     eval_samples: int = 64  # held-out samples used for the final PSNR/SSIM
@@ -128,6 +135,9 @@ class TrainConfig:
             (t.grad_accum >= 1, "train.grad_accum", "must be >= 1"),
             (t.num_workers >= 1, "train.num_workers", "must be >= 1"),
             (t.zero_stage in (0, 1, 2, 3), "train.zero_stage", "must be 0, 1, 2 or 3"),
+            (t.precision in ("bf16", "fp32"), "train.precision", "must be 'bf16' or 'fp32'"),
+            (0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)"),
+            (o.disc_r1_weight >= 0, "optim.disc_r1_weight", "must be >= 0"),
             (t.log_every >= 1, "train.log_every", "must be >= 1"),
             (t.eval_samples >= 1, "train.eval_samples", "must be >= 1"),
             (t.threads_per_worker >= 0, "train.threads_per_worker", "must be >= 0"),

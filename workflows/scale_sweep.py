@@ -25,6 +25,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import ray
+
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, absolute_location
 from workflows.reports.publish import publish_results
@@ -39,6 +41,7 @@ from workflows.tracking import (
     start_system_metrics,
 )
 from workflows.training.driver import run_training
+from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "e_sweep_tiny.yaml"
 
@@ -73,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
 
+    connect_ray(args.verbose)
+    try:  # every config must fit the cluster on its own, or none starts
+        cluster = ray.cluster_resources()
+        for plan in plans:
+            check_cluster_can_hold(plan, cluster)
+    except ClusterTooSmall as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
     client = MlflowClient(tracking_uri)
     tags = {"sweep": sweep.name, "study": sweep.study or "-", "git_commit": git_commit()}
@@ -81,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     parent_id, resumed = open_parent(client, experiment_id, sweep.name, params, tags, args.new)
     say(f"sweep '{sweep.name}': {'resuming' if resumed else 'started'} MLflow parent run {parent_id}")
     monitor = start_system_metrics(tracking_uri, parent_id, interval_s=10)
-
-    connect_ray(args.verbose)
     start = time.perf_counter()
     runner = SweepRunner(
         client, experiment_id, parent_id, run_training,

@@ -18,6 +18,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import ray
+
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, absolute_location
 from workflows.runtime.console import configure_console, say
@@ -25,6 +27,7 @@ from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import dashboard_lines, git_commit, prepare_tracking
 from workflows.training.driver import run_training
 from workflows.training.plan import plan_run
+from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
     connect_ray(args.verbose)
+    try:
+        check_cluster_can_hold(plan, ray.cluster_resources())
+    except ClusterTooSmall as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
     say(f"[{plan.name}] training {plan.config.model.variant}, E = {plan.stats['E']}, {plan.config.train.steps} steps")
     result = run_training(plan, tracking_uri, experiment_id, tags={"git_commit": git_commit()},
                           storage=args.storage, verbose=args.verbose)

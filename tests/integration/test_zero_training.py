@@ -54,37 +54,67 @@ def test_zero_stage_loss_falls(stage, fixed_batch_shards, local_ray, tmp_path):
     assert MlflowClient(uri).get_run(result.run_id).data.params["zero_stage"] == str(stage)
 
 
-def test_stage2_freezes_the_encoder(fixed_batch_shards, local_ray, tmp_path):
-    """Stage 1 exports; stage 2 starts from it with a GAN and leaves every encoder weight bit-identical."""
+COMMON = {"model": {"variant": "N-N/8", "channels": 8}, "optim": {"base_lr": 0.064, "warmup_steps": 1}}
+STAGE_TRAIN = {"steps": 6, "micro_batch_size": 4, "num_workers": 2, "log_every": 1, "checkpoint_every": 3}
+
+
+@pytest.fixture(scope="module")
+def stage1_export(fixed_batch_shards, local_ray, tmp_path_factory):
+    """A stage-1 run in the default precision (bf16 on CPU), exported as safetensors + config.json."""
+    folder = tmp_path_factory.mktemp("stage1")
+    uri, experiment_id = prepare_tracking(f"sqlite:///{folder / 'mlflow.db'}", "stage-test")
+    stage1 = TrainConfig.from_dict({**COMMON, "name": "s1", "data": {"shards": str(fixed_batch_shards)},
+                                    "train": {**STAGE_TRAIN, "export_to": str(folder / "s1")}})
+    result = run_training(plan_run(stage1), uri, experiment_id, storage=str(folder / "ray"))
+    assert MlflowClient(uri).get_run(result.run_id).data.params["train.precision"] == "bf16"
+    return folder / "s1"
+
+
+def _loads_as_fp32_and_reconstructs(export) -> None:
+    from vitok import ViTok
+
+    model = ViTok.from_pretrained(export)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    x = torch.rand(2, 1, 32, 32, 3) * 2 - 1  # fp32 input, no autocast
+    with torch.no_grad():
+        out = model(x)
+    assert out.recon.dtype == torch.float32 and out.recon.shape == x.shape and torch.isfinite(out.recon).all()
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_stage2_gan_freezes_the_encoder_and_exports_fp32(zero_stage, stage1_export, fixed_batch_shards, local_ray,
+                                                         tmp_path):
+    """Stage 2 starts from the fp32 stage-1 export with the GAN (bf16 engine, fp32 discriminator) and leaves
+    every encoder weight bit-identical; both exports are fp32 and reconstruct fp32 input."""
+    from safetensors import safe_open
+
     from vitok.checkpoint import load_checkpoint
 
-    common = {
-        "model": {"variant": "N-N/8", "channels": 8},
-        "data": {"shards": str(fixed_batch_shards), "shuffle_buffer": 0},
-        "optim": {"base_lr": 0.064, "warmup_steps": 1},
-    }
-    train = {"steps": 6, "micro_batch_size": 4, "num_workers": 2, "log_every": 1, "checkpoint_every": 3}
+    _loads_as_fp32_and_reconstructs(stage1_export)
+    with safe_open(str(stage1_export / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}  # from the fp32 master weights
     uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "stage-test")
-    stage1 = TrainConfig.from_dict({**common, "name": "s1", "train": {**train, "export_to": str(tmp_path / "s1")}})
-    run_training(plan_run(stage1), uri, experiment_id, storage=str(tmp_path / "ray"))
-
     stage2 = TrainConfig.from_dict(
         {
-            **common,
-            "name": "s2",
-            "optim": {**common["optim"], "gan_weight": 0.05, "gan_warmup_steps": 2},
-            "train": {**train, "stage": 2, "init_from": str(tmp_path / "s1"), "zero_stage": 3},
+            **COMMON,
+            "name": f"s2-zero{zero_stage}",
+            "data": {"shards": str(fixed_batch_shards)},
+            "optim": {**COMMON["optim"], "gan_weight": 0.05, "gan_warmup_steps": 2, "disc_r1_weight": 0.1},
+            "train": {**STAGE_TRAIN, "stage": 2, "init_from": str(stage1_export), "zero_stage": zero_stage},
         }
     )
     result = run_training(plan_run(stage2), uri, experiment_id, storage=str(tmp_path / "ray"))
 
-    _, before = load_checkpoint(tmp_path / "s1")
+    _, before = load_checkpoint(stage1_export)
     _, after = load_checkpoint(result.export)
     encoder = [k for k in before if k.startswith("encoder.")]
     decoder = [k for k in before if k.startswith("decoder.")]
     assert encoder and decoder
     assert all(torch.equal(before[k], after[k]) for k in encoder)
     assert any(not torch.equal(before[k], after[k]) for k in decoder)
-    history = MlflowClient(uri).get_metric_history(result.run_id, "train_gan_g")
+    _loads_as_fp32_and_reconstructs(result.export)
+    client = MlflowClient(uri)
+    history = client.get_metric_history(result.run_id, "train_gan_g")
     assert len(history) == 6 and all(math.isfinite(m.value) for m in history)
-    assert MlflowClient(uri).get_run(result.run_id).data.metrics["train_d_loss"] > 0
+    metrics = client.get_run(result.run_id).data.metrics
+    assert metrics["train_d_loss"] > 0 and metrics["train_r1"] >= 0

@@ -76,7 +76,9 @@ def test_deepspeed_config_matches_run_and_world():
     assert ds["zero_optimization"]["stage"] == 3
     assert ds["train_batch_size"] == 4 * 2 * 2
     assert ds["train_micro_batch_size_per_gpu"] == 4 and ds["gradient_accumulation_steps"] == 2
-    assert ds["bf16"]["enabled"] is False and ds["gradient_clipping"] == 1.0
+    assert ds["bf16"]["enabled"] is True and ds["gradient_clipping"] == 1.0  # bf16 is the default, CPU included
+    fp32 = TrainConfig.from_dict({"train": {"precision": "fp32", "num_workers": 2}})
+    assert deepspeed_config(fp32, world_size=2)["bf16"]["enabled"] is False
     with pytest.raises(ConfigError, match="num_workers=2 but Ray started 3 workers"):
         deepspeed_config(config, world_size=3)
 
@@ -92,3 +94,7 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
 def test_peak_lr_follows_batch_scaling_rule():
     config = TrainConfig.from_dict({"optim": {"base_lr": 1e-4}, "train": {"micro_batch_size": 64, "num_workers": 4}})
     assert config.peak_lr == pytest.approx(1e-4)
+    # a global batch other than 256: 8 x 3 x 2 = 48 samples -> 1e-4 x 48 / 256
+    small = TrainConfig.from_dict({"optim": {"base_lr": 1e-4}, "train": {"micro_batch_size": 8, "grad_accum": 3,
+                                                                          "num_workers": 2}})
+    assert small.train.global_batch_size == 48 and small.peak_lr == pytest.approx(1.875e-5)

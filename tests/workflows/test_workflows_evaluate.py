@@ -64,3 +64,59 @@ def test_center_crop_is_centred():
     pixels = pixel_batches(1, size=10)[0]
     assert torch.equal(center_crop(pixels, 6), pixels[:, :, 2:8, 2:8])
     assert center_crop(pixels, 0) is pixels
+
+
+def test_results_carry_n_and_a_bootstrap_interval_around_the_mean():
+    noisy = lambda x: (x + 0.2 * torch.randn_like(x)).clamp(-1, 1)  # noqa: E731
+    results, _ = evaluate(noisy, pixel_batches(n_batches=4), max_samples=16)
+    assert results["eval_samples"] == 16
+    for name in ("psnr", "ssim"):
+        assert results[f"eval_{name}_ci_low"] <= results[f"eval_{name}"] <= results[f"eval_{name}_ci_high"]
+        assert results[f"eval_{name}_ci_low"] < results[f"eval_{name}_ci_high"]
+
+
+def test_reconstructions_are_scored_after_uint8_quantisation():
+    # an offset of a third of a grey level rounds away: the quantised reconstruction is exact
+    results, _ = evaluate(lambda x: x + 0.3 / 127.5, pixel_batches(), max_samples=12)
+    assert results["eval_ssim"] == pytest.approx(1.0) and results["eval_psnr"] > 100
+
+
+def _rank_worker(rank: int, world: int, port: int, out) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    calls = []
+
+    def reconstruct(x):
+        calls.append(len(x))
+        return (x + 0.1).clamp(-1, 1)
+
+    # 3 batches of 4 = 12 rows, at most 11 scored, batch 2 x 2 ranks: rounds of 4, 4, 3 rows
+    results, _ = evaluate(reconstruct, pixel_batches(), max_samples=11, batch_size=2, rank=rank, world=world,
+                          feature_nets={"eval_rfid": tiny_feature_net()})
+    out.put((rank, len(calls), results))
+    dist.destroy_process_group()
+
+
+def test_ranks_share_the_rows_run_equal_forwards_and_agree_with_one_rank():
+    import torch.multiprocessing as mp
+
+    from tests.helpers import free_port
+
+    single, _ = evaluate(lambda x: (x + 0.1).clamp(-1, 1), pixel_batches(), max_samples=11, batch_size=2,
+                         feature_nets={"eval_rfid": tiny_feature_net()})
+    context = mp.get_context("spawn")
+    out = context.Queue()
+    port = free_port()
+    procs = [context.Process(target=_rank_worker, args=(r, 2, port, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict((rank, (calls, results)) for rank, calls, results in (out.get(timeout=120) for _ in procs))
+    for p in procs:
+        p.join(timeout=60)
+    assert got[0][0] == got[1][0] == 3  # 3 rounds: rank 1's share of the last (3-row) round is 1 row, still one forward
+    for rank in (0, 1):
+        results = got[rank][1]
+        assert results["eval_samples"] == 11
+        for key, value in single.items():
+            assert results[key] == pytest.approx(value, rel=1e-6), key  # float64 sums in another order

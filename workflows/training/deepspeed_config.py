@@ -35,8 +35,9 @@ def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
         "train_micro_batch_size_per_gpu": t.micro_batch_size,
         "gradient_accumulation_steps": t.grad_accum,
         "train_batch_size": t.global_batch_size,
-        # bf16 on GPU; fp32 on CPU, where DeepSpeed's mixed-precision optimiser paths are not available.
-        "bf16": {"enabled": t.use_gpu},
+        # bf16 mode: the engine keeps bf16 weights for forward and backward and fp32 master weights in the
+        # optimiser, on CPU (checked with ZeRO 0-3 and gloo) as on GPU.
+        "bf16": {"enabled": t.precision == "bf16"},
     }
     if config.optim.grad_clip > 0:
         run_specific["gradient_clipping"] = config.optim.grad_clip

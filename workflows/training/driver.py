@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import ray
 from mlflow.tracking import MlflowClient
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
@@ -21,6 +22,7 @@ from workflows.training.checkpoints import EXPORT_DIR
 from workflows.training.ingest import training_datasets
 from workflows.training.plan import RunPlan
 from workflows.training.progress import ProgressFollower, format_duration
+from workflows.training.resources import check_cluster_can_hold
 from workflows.training.worker import WorkerConfig, train_loop_per_worker
 
 
@@ -52,10 +54,13 @@ def run_training(
 ) -> RunResult:
     """Trains and evaluates one config in one MLflow run, following its progress on the console.
 
+    Raises ClusterTooSmall before any work when the connected Ray cluster cannot hold the run.
+
     `storage` is Ray Train's storage path (checkpoints): a local folder, a path every node shares, or
     `s3://`; by default `work/ray_results` in the working folder.
     """
     config = plan.config
+    check_cluster_can_hold(plan, ray.cluster_resources())
     client = MlflowClient(tracking_uri)
     run_id, finished = open_run(client, experiment_id, config.name, plan.params(), tags, parent_run_id)
     if finished is not None:

@@ -11,12 +11,20 @@ from data_prep.reader import read_tubelets
 from workflows.config import TrainConfig
 
 
-def training_datasets(config: TrainConfig, train_rows: int, val_rows: int, sample_bytes: int) -> dict:
-    """The train split (and val, when the shards have one) as pixel-only Ray Datasets.
+def train_is_cached(config: TrainConfig, train_rows: int, sample_bytes: int) -> bool:
+    """Whether the train split is small enough to be read once, up front, and repeated from memory."""
+    return train_rows * sample_bytes <= config.data.cache_max_bytes
 
-    `sample_bytes` is the size of one tubelet; a train split small enough to cache is materialised once and
-    repeated so that one Ray Data epoch covers the whole run (on small corpora the per-epoch start-up of
-    the streaming executor would otherwise cost more than a training step).
+
+def training_datasets(config: TrainConfig, train_rows: int, val_rows: int, sample_bytes: int) -> dict:
+    """The train split (and val, when the shards have one) as pixel-only Ray Datasets, read in the driver.
+
+    `sample_bytes` is the size of one tubelet. The validation rows that evaluation uses are read here, before
+    the training workers reserve their CPUs: read later, inside the workers, their read tasks could wait
+    forever on a cluster whose CPUs the workers hold. A train split small enough to cache is likewise read
+    once here and repeated so that one Ray Data epoch covers the whole run (on small corpora the per-epoch
+    start-up of the streaming executor would otherwise cost more than a training step); a larger one
+    streams, and its read tasks need CPUs beside the workers' (the driver checks the cluster has them).
     """
     ray.data.DataContext.get_current().enable_progress_bars = False  # the trainer logs its own progress
 
@@ -27,22 +35,35 @@ def training_datasets(config: TrainConfig, train_rows: int, val_rows: int, sampl
     train = split("train")
     samples_needed = config.train.steps * config.train.global_batch_size
     repeats = -(-samples_needed // train_rows) + 1  # +1: drop_last leaves a partial batch per worker
-    if repeats > 1 and train_rows * sample_bytes <= config.data.cache_max_bytes:
+    if train_is_cached(config, train_rows, sample_bytes):
         train = train.materialize()
-        train = train.union(*([train] * (repeats - 1)))
+        if repeats > 1:
+            train = train.union(*([train] * (repeats - 1)))
     datasets = {"train": train}
     if val_rows > 0:
-        datasets["val"] = split("val")
+        datasets["val"] = split("val").limit(config.train.eval_samples).materialize()
     return datasets
 
 
-def endless_batches(shard, batch_size: int, shuffle_buffer: int) -> Iterator[torch.Tensor]:
-    """Epoch after epoch over this worker's shard of the train split, as uint8 (B, T, H, W, 3) batches."""
+def endless_batches(shard, batch_size: int, shuffle_buffer: int, seed: int, skip: int = 0) -> Iterator[torch.Tensor]:
+    """Epoch after epoch over this worker's shard of the train split, as uint8 (B, T, H, W, 3) batches.
+
+    The local shuffle is seeded per epoch (`seed`, epoch), so the order replays; `skip` batches are drawn and
+    dropped first, which puts a resumed run where its checkpoint left the data (exact for one worker; with
+    several, Ray Data may hand blocks to the workers in another order, so each worker sees the same samples
+    in total but not in the same order).
+    """
+    epoch = 0
     while True:
         for batch in shard.iter_torch_batches(
-            batch_size=batch_size, local_shuffle_buffer_size=shuffle_buffer or None, drop_last=True
+            batch_size=batch_size, local_shuffle_buffer_size=shuffle_buffer or None,
+            local_shuffle_seed=(seed * 100_003 + epoch) if shuffle_buffer else None, drop_last=True,
         ):
+            if skip:
+                skip -= 1
+                continue
             yield batch["pixels"]
+        epoch += 1
 
 
 def augment(pixels: torch.Tensor, crop: int, flip: bool, generator: torch.Generator) -> torch.Tensor:

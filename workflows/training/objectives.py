@@ -2,11 +2,16 @@
 
 Stage 1: MSE (+ L1) + beta KL + eta LPIPS. Stage 2 (encoder frozen): the same reconstruction terms plus
 lambda times the generator hinge loss against a StyleGAN-style discriminator, which has its own AdamW and
-learning rate and starts at `gan_start_step` with a linear warm-up.
+learning rate and starts at `gan_start_step` with a linear warm-up (optionally with an R1 penalty).
 
-The discriminator is small and replicated on every rank outside DeepSpeed: its gradients are averaged
-with one all-reduce per step, and its weights and optimiser state travel in the checkpoint (rank 0 writes
-them; every rank reads them back).
+LPIPS and the discriminator are fp32 networks outside the DeepSpeed engine; they get fp32 inputs (the
+engine's bf16 reconstructions are cast) and every loss is taken in fp32.
+
+The discriminator is small and replicated on every rank: it accumulates its gradients over the micro-steps
+of one optimiser step, averages them across ranks with a single all-reduce of one flat buffer, and steps
+once per optimiser step, as the generator does. While the generator's loss flows back through it, its
+parameters do not require gradients, so that backward leaves nothing in them. Its weights and optimiser
+state travel in the checkpoint (rank 0 writes them; every rank reads them back).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from vitok.discriminator import Discriminator
 from vitok.gan import discriminator_loss, gan_weight
@@ -41,9 +47,14 @@ class Objective:
         self.disc: Discriminator | None = None
         self.disc_optimizer: torch.optim.Optimizer | None = None
         if config.train.stage == 2 and o.gan_weight > 0:
-            torch.manual_seed(config.train.seed + 1)  # the same initial discriminator on every rank
-            self.disc = Discriminator().to(device)
-            self.disc_optimizer = torch.optim.AdamW(self.disc.parameters(), lr=o.disc_lr, betas=o.betas)
+            # the same initial discriminator on every rank, without disturbing the ranks' own random streams
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.train.seed + 1)
+                self.disc = Discriminator().to(device)
+            self.disc_optimizer = torch.optim.AdamW(
+                self.disc.parameters(), lr=o.disc_lr, betas=o.betas, weight_decay=o.weight_decay
+            )
+            self.disc.requires_grad_(False)  # switched on only inside its own update
 
     def gan_weight(self, step: int) -> float:
         o = self.config.optim
@@ -57,21 +68,32 @@ class Objective:
             disc=self.disc, gan_weight=self.gan_weight(step),
         )
 
-    def discriminator_step(self, x: torch.Tensor, recon: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """One discriminator update on real pixels and detached reconstructions, once the GAN has started."""
+    def discriminator_backward(self, x: torch.Tensor, recon: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """Adds this micro-batch's share of the discriminator's gradient (the loss over `grad_accum`), once
+        the GAN has started; `discriminator_step` applies the accumulated update."""
         if self.disc is None or self.gan_weight(step) == 0.0:
             return {}
-        # zero first: the generator's backward also left gradients in the discriminator's parameters
-        self.disc_optimizer.zero_grad(set_to_none=True)
-        terms = discriminator_loss(self.disc, x, recon)
-        terms["d_loss"].backward()
-        if self.world > 1:
-            for p in self.disc.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad.div_(self.world)
+        self.disc.requires_grad_(True)
+        try:
+            terms = discriminator_loss(self.disc, x, recon, r1_weight=self.config.optim.disc_r1_weight)
+            (terms["d_loss"] / self.config.train.grad_accum).backward()
+        finally:
+            self.disc.requires_grad_(False)
+        return {k: v.detach() for k, v in terms.items()}
+
+    def discriminator_step(self, step: int) -> None:
+        """One discriminator update per optimiser step: the gradients averaged across ranks, then AdamW."""
+        if self.disc is None or self.gan_weight(step) == 0.0:
+            return
+        grads = [p.grad for p in self.disc.parameters() if p.grad is not None]
+        if self.world > 1 and grads:
+            flat = _flatten_dense_tensors(grads)
+            dist.all_reduce(flat)
+            flat.div_(self.world)
+            for grad, reduced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+                grad.copy_(reduced)
         self.disc_optimizer.step()
-        return terms
+        self.disc_optimizer.zero_grad(set_to_none=True)
 
     def save(self, folder: Path) -> None:
         if self.disc is not None:
