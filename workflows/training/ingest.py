@@ -26,7 +26,11 @@ def training_datasets(config: TrainConfig, train_rows: int, val_rows: int, sampl
     start-up of the streaming executor would otherwise cost more than a training step); a larger one
     streams, and its read tasks need CPUs beside the workers' (the driver checks the cluster has them).
     """
-    ray.data.DataContext.get_current().enable_progress_bars = False  # the trainer logs its own progress
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the trainer logs its own progress
+    # Rows in the shards' order, in the reads here and in Ray Train's ingest (which inherits this option):
+    # the same config then sees the same data order run after run, which exact resumption relies on.
+    context.execution_options.preserve_order = True
 
     def split(name: str) -> ray.data.Dataset:
         ds = read_tubelets(config.data.shards, media_type=config.data.media_type, split=name)
