@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -22,3 +23,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class RayHead:
+    """A Ray head node on 127.0.0.1 with token auth, started with `ray start` for one test.
+
+    The token is the test's own (what `ray get-auth-token --generate` makes for ~/.ray/auth_token), so the
+    test neither reads nor changes the user's token. `env` is what the ray CLI and drivers need to join.
+    """
+
+    def __init__(self, folder: Path, num_cpus: int):
+        token_file = folder / "auth_token"
+        token_file.write_text(secrets.token_hex(32))
+        self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+        proc = run_cli("ray", "get-auth-token", env=self.env)
+        assert proc.returncode == 0 and proc.stdout.strip() == token_file.read_text(), proc.stderr
+        gcs_port, dash_port = free_port(), free_port()
+        proc = run_cli(
+            "ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
+            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port), "--num-cpus", str(num_cpus),
+            "--dashboard-agent-listen-port", str(free_port()),  # not the default 52365: other Rays may run
+            "--disable-usage-stats", env=self.env, timeout=180,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        self.gcs_address = f"127.0.0.1:{gcs_port}"
+        self.dashboard = f"http://127.0.0.1:{dash_port}"
+
+    def stop(self) -> None:
+        run_cli("ray", "stop", "--force", env=self.env, timeout=120)

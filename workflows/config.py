@@ -59,6 +59,9 @@ class TrainSection:
     micro_batch_size: int = 8  # per worker, per micro-step
     grad_accum: int = 1  # micro-steps per optimiser step
     num_workers: int = 2  # Ray Train workers (data-parallel world size)
+    # How Ray places the workers: PACK fills a node first (fast collectives); SPREAD puts them on as many
+    # nodes as it can (a lost node then costs fewer workers). Both fall back on any node with room.
+    placement: str = "PACK"
     use_gpu: bool = False
     zero_stage: int = 2  # DeepSpeed ZeRO stage 0-3
     # bf16: DeepSpeed's bf16 mode (bf16 weights and activations, fp32 master weights, losses and metrics in
@@ -136,6 +139,7 @@ class TrainConfig:
             (t.num_workers >= 1, "train.num_workers", "must be >= 1"),
             (t.zero_stage in (0, 1, 2, 3), "train.zero_stage", "must be 0, 1, 2 or 3"),
             (t.precision in ("bf16", "fp32"), "train.precision", "must be 'bf16' or 'fp32'"),
+            (t.placement in ("PACK", "SPREAD"), "train.placement", "must be 'PACK' or 'SPREAD'"),
             (0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)"),
             (o.disc_r1_weight >= 0, "optim.disc_r1_weight", "must be >= 0"),
             (t.log_every >= 1, "train.log_every", "must be >= 1"),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import REPO, free_port, run_cli
+from tests.helpers import REPO, RayHead, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -17,25 +16,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def ray_cluster(tmp_path):
     """A head node with token auth on loopback; yields (dashboard address, env for the ray CLI)."""
-    # A token of this test's own (what `ray get-auth-token --generate` makes for ~/.ray/auth_token),
-    # so the test neither reads nor changes the user's token.
-    token_file = tmp_path / "auth_token"
-    token_file.write_text(secrets.token_hex(32))
-    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
-    proc = run_cli("ray", "get-auth-token", env=env)
-    assert proc.returncode == 0 and proc.stdout.strip() == token_file.read_text(), proc.stderr
-    gcs_port, dash_port = free_port(), free_port()
-    proc = run_cli(
-        "ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
-        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port), "--num-cpus", "4",
-        "--dashboard-agent-listen-port", str(free_port()),  # not the default 52365: other Rays may run
-        "--disable-usage-stats", env=env, timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    head = RayHead(tmp_path, num_cpus=4)
     try:
-        yield f"http://127.0.0.1:{dash_port}", env
+        yield head.dashboard, head.env
     finally:
-        run_cli("ray", "stop", "--force", env=env, timeout=120)
+        head.stop()
 
 
 def test_job_submit_runs_a_sweep(ray_cluster, sample_shards, tmp_path):

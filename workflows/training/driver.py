@@ -70,7 +70,8 @@ def run_training(
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=WorkerConfig(plan, tracking_uri, run_id, verbose),
-        scaling_config=ScalingConfig(num_workers=config.train.num_workers, use_gpu=config.train.use_gpu),
+        scaling_config=ScalingConfig(num_workers=config.train.num_workers, use_gpu=config.train.use_gpu,
+                                     placement_strategy=config.train.placement),
         # The Ray Train run is named after the MLflow run, so a re-run finds its checkpoints again.
         run_config=RunConfig(
             name=f"vitok-{run_id}",
