@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -51,3 +52,15 @@ class RayHead:
 
     def stop(self) -> None:
         run_cli("ray", "stop", "--force", env=self.env, timeout=120)
+
+
+def registered_step(storage: Path) -> int:
+    """The step of the latest checkpoint Ray Train has registered under `storage` (its controller's
+    snapshot), or 0: tests that kill a worker or a node wait for it, so the run has something to resume from."""
+    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+        except ValueError:  # caught mid-write
+            return 0
+        return int(latest.get("metrics", {}).get("step", 0))
+    return 0

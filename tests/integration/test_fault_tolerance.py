@@ -3,7 +3,6 @@ MLflow run, with every step logged exactly once; the exported weights load and r
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -17,6 +16,7 @@ import torch
 from data_prep.reader import read_tubelets
 from vitok import ViTok
 from vitok.metrics import psnr
+from tests.helpers import registered_step
 from workflows.config import TrainConfig
 from workflows.training.evaluation import pixels_to_model_input
 from workflows.tracking import MlflowClient, prepare_tracking
@@ -25,17 +25,6 @@ from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration
 STEPS = 60
-
-
-def registered_step(storage) -> int:
-    """The step of the latest checkpoint Ray Train has registered (its controller's snapshot), or 0."""
-    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
-        try:
-            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
-        except ValueError:  # caught mid-write
-            return 0
-        return int(latest.get("metrics", {}).get("step", 0))
-    return 0
 
 
 def kill_a_worker_after_checkpoint(storage, killed: list[int], timeout: float = 300) -> None:

@@ -18,22 +18,10 @@ import ray
 
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, REPO, RayHead, run_cli
+from tests.helpers import BIN, REPO, RayHead, registered_step, run_cli
 
 pytestmark = pytest.mark.integration
 STEPS = 24
-
-
-def registered_step(storage) -> int:
-    import json
-
-    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
-        try:
-            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
-        except ValueError:  # caught mid-write
-            return 0
-        return int(latest.get("metrics", {}).get("step", 0))
-    return 0
 
 
 def tree(pid: int) -> list[psutil.Process]:
