@@ -33,6 +33,11 @@ def add_run_arguments(r: argparse.ArgumentParser) -> None:
                    "default: files with an image or video extension")  # fmt: skip
     r.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="drop files whose relative path matches (repeatable; wins over --include)")  # fmt: skip
+    r.add_argument("--labels", default=None, metavar="parent-dir|FILE.csv",
+                   help="give every input a class: 'parent-dir' takes the folder it is in (ImageNet's "
+                   "train/n01440764/x.JPEG), FILE.csv (path or s3:// URI, columns path,label) maps each path "
+                   "(relative to --input, or a full URI) to one; shards gain the columns label (int) and "
+                   "label_name, the manifest the mapping, and inputs without a label are quarantined")  # fmt: skip
     r.add_argument("--incremental", action="store_true",
                    help="keep the existing output's units and add only inputs none of them holds (new shards "
                    "appended); without it the output is made to match today's whole listing")  # fmt: skip
@@ -45,6 +50,7 @@ def add_run_arguments(r: argparse.ArgumentParser) -> None:
 def run_kwargs(args: argparse.Namespace) -> dict:
     """The keyword arguments of data_prep.run() for parsed `run` options."""
     names = ("frames", "size", "fps", "max_clips", "clip_stride", "crop", "val_fraction", "images_per_unit",
-             "videos_per_unit", "max_image_pixels", "incremental", "s3_endpoint_url", "s3_region")  # fmt: skip
+             "videos_per_unit", "max_image_pixels", "incremental", "labels", "s3_endpoint_url",
+             "s3_region")  # fmt: skip
     kwargs = {n: getattr(args, n) for n in names}
     return {**kwargs, "include": tuple(args.include), "exclude": tuple(args.exclude)}

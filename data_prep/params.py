@@ -11,6 +11,7 @@ from data_prep.errors import DataPrepError
 # Bumped when the way pixels are produced changes, so old shards never mix with new ones.
 PREP_VERSION = 2
 CROPS = ("center", "random")
+LABEL_KINDS = ("", "parent-dir", "csv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,7 @@ class PrepParams:
     images_per_unit: int = 16  # inputs per work unit: the unit is the grain of resume and of one shard
     videos_per_unit: int = 4
     max_image_pixels: int = 64_000_000  # decompression-bomb guard: larger images are quarantined
+    labels: str = ""  # "": no labels; "parent-dir": the file's folder; "csv": a path -> label table (labels.py)
 
     def __post_init__(self):
         # fps=8 and fps=8.0 must hash to the same units and sample ids.
@@ -48,9 +50,16 @@ class PrepParams:
             raise DataPrepError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.images_per_unit < 1 or self.videos_per_unit < 1:
             raise DataPrepError("inputs per unit must be >= 1")
+        if self.labels not in LABEL_KINDS:
+            raise DataPrepError(f"labels must be one of {', '.join(map(repr, LABEL_KINDS))}, got {self.labels!r}")
 
     def to_dict(self) -> dict:
-        return {"prep_version": PREP_VERSION, **dataclasses.asdict(self)}
+        d = {"prep_version": PREP_VERSION, **dataclasses.asdict(self)}
+        if not self.labels:
+            # Outputs without labels keep the parameters (and so the unit and sample ids) they had before
+            # labels existed: their params.json still matches, and reruns skip their units.
+            del d["labels"]
+        return d
 
     def pixel_key(self) -> str:
         """Hash of everything that changes a row's content; unit sizes only regroup rows, so they stay out."""

@@ -14,6 +14,9 @@ Two ways to rerun into an existing output:
   form new units, appended to the manifest. Inputs with bytes an earlier unit used are duplicates. It is
   append-only: inputs deleted from the corpus keep their tubelets, and a file changed in place under
   the same URI is not redone (a default run redoes both).
+
+Labels (`labels`, see labels.py) are read right after the listing, so a bad CSV stops the run before any
+file is read; the output's label mapping is extended before any unit runs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from data_prep.commit import record_path
 from data_prep.errors import DataPrepError
 from data_prep.fan_out import fan_out
 from data_prep.fingerprint import Fingerprint, fingerprint_all
+from data_prep.labels import extend_mapping, label_names, parse_labels_option
 from data_prep.manifest import MANIFEST, write_manifest
 from data_prep.params import PrepParams
 from data_prep.sources import Selection, check_input, list_candidates
@@ -54,15 +58,18 @@ def run(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     incremental: bool = False,
+    labels: str | None = None,
     s3_endpoint_url: str | None = None,
     s3_region: str | None = None,
 ) -> dict:
     """Prepare tubelet shards from the images and videos under `input` into `output`; return the totals.
 
-    `input` and `output` are local folders or s3://bucket/prefix. Raises DataPrepError (before any work)
-    when the input cannot be listed or holds no candidates, the output is not writable, a parameter is out
-    of range, or the output was prepared with other parameters.
+    `input` and `output` are local folders or s3://bucket/prefix; `labels` is None, "parent-dir" or the
+    location of a CSV (labels.py). Raises DataPrepError (before any work) when the input cannot be listed
+    or holds no candidates, the output is not writable, a parameter is out of range, the labels CSV is
+    unreadable or malformed, or the output was prepared with other parameters.
     """
+    label_source = parse_labels_option(labels)
     params = PrepParams(
         frames=frames,
         size=size,
@@ -74,6 +81,7 @@ def run(
         images_per_unit=images_per_unit,
         videos_per_unit=videos_per_unit,
         max_image_pixels=max_image_pixels,
+        labels=label_source.kind if label_source else "",
     )
     params.validate()
     settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
@@ -81,12 +89,13 @@ def run(
     root = check_input(input, settings)
     candidates, passed_over = list_candidates(root, selection, settings)
     if not candidates:
-        kind = f"{passed_over} files, none an image or video" if passed_over else "no files"
+        kind = f"{len(passed_over)} files, none an image or video" if passed_over else "no files"
         raise DataPrepError(f"input {root}: {kind} (after --include/--exclude)")
+    names = label_names(label_source, root, candidates, settings) if label_source else {}
     store = check_output(output, settings)
     _claim_params(store, params)
 
-    committed = _read_records(store, store.list("units", ".json"))
+    committed = read_records(store, store.list("units", ".json"))
     base = _incremental_base(store, committed) if incremental else []
     taken = {uri for r in base for uri in r["inputs"]}
     files = [f for f in candidates if f.uri not in taken]
@@ -96,18 +105,25 @@ def run(
         for m in r.get("members", [])
     }
     fingerprints = fingerprint_all(files, settings, cache)
-    plan = plan_units(files, fingerprints, params, known=_used_hashes(base))
+    label_of = None
+    if label_source:
+        # Only names of files that are media get an int: a text file in a class folder makes no class.
+        media_names = {names[f.uri] for f in files if f.uri in names and fingerprints[f.uri].sniffed}
+        mapping = extend_mapping(store, media_names)
+        index = {name: i for i, name in enumerate(mapping)}
+        label_of = {uri: (index[name], name) for uri, name in names.items() if name in index}
+    plan = plan_units(files, fingerprints, params, known=_used_hashes(base), labels=label_of)
 
     todo = [u for u in plan.units if not store.exists(record_path(u.unit_id))]
     log.info(
         "%d candidates, %d already in the output, %d in %d new units, %d to do",
-        len(candidates), len(taken), len(files) - plan.ignored, len(plan.units), len(todo),
+        len(candidates), len(taken), len(files) - len(plan.ignored), len(plan.units), len(todo),
     )  # fmt: skip
     if todo:
         fan_out(store.root, root, todo, params, settings)
 
     by_id = {r["unit_id"]: r for r in committed}
-    fresh = _read_records(store, [record_path(u.unit_id) for u in todo])
+    fresh = read_records(store, [record_path(u.unit_id) for u in todo])
     by_id.update((r["unit_id"], r) for r in fresh)
     missing = [u.unit_id for u in plan.units if u.unit_id not in by_id]
     if missing:
@@ -118,7 +134,9 @@ def run(
         "input": root,
         "selection": {"include": list(selection.include), "exclude": list(selection.exclude)},
         "incremental": incremental,
-        "files_ignored": passed_over + plan.ignored,
+        "files_ignored": len(passed_over) + len(plan.ignored),
+        # Each file of the listing that is not an input, with the reason ({"uri", "reason"}).
+        "files_passed_over": sorted(passed_over + plan.ignored, key=lambda p: p["uri"]),
         "units_run": len(todo),
         "inputs_run": sum(len(u.members) for u in todo),
         # What this invocation did (the totals describe the whole output): for schedulers' summaries.
@@ -126,11 +144,14 @@ def run(
         "frames_run": sum(st["frames"] for st in ran),
         "input_bytes_run": sum(st["input_bytes"] for st in ran),
     }
+    if label_source:
+        # names[i] is the class of label i; the same mapping as labels.json (see labels.py).
+        extra["labels"] = {"source": label_source.describe(), "names": mapping}
     manifest = write_manifest(store, params.to_dict(), records, extra)
     return manifest["totals"]
 
 
-def _read_records(store: Store, paths: list[str]) -> list[dict]:
+def read_records(store: Store, paths: list[str]) -> list[dict]:
     """The unit records at `paths`, read in parallel (on S3 each is a GET; outputs hold thousands)."""
     with ThreadPoolExecutor(16) as pool:
         return [json.loads(b) for b in pool.map(store.read_bytes, paths)]

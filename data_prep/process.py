@@ -17,7 +17,7 @@ from data_prep.decode_image import decode_image
 from data_prep.decode_video import decode_with_fallback
 from data_prep.params import PrepParams, stable_hash
 from data_prep.s3 import S3Settings
-from data_prep.schema import sample_id, split_of
+from data_prep.schema import LABEL_COLUMNS, sample_id, split_of
 from data_prep.sources import local_path, relative_key
 from data_prep.tubelets import VideoTooShort, plan_clips, to_tubelet
 from data_prep.units import WorkUnit
@@ -87,6 +87,7 @@ def process_unit(root: str, unit: WorkUnit, params: PrepParams, settings: S3Sett
             )
             continue
         split = split_of(relative_key(root, uri), params.val_fraction)
+        label = {k: member[k] for k in LABEL_COLUMNS if k in member}  # empty when the output has no labels
         for clip_index, (meta, pixels) in enumerate(clips):
             out.rows.append(
                 {
@@ -96,6 +97,7 @@ def process_unit(root: str, unit: WorkUnit, params: PrepParams, settings: S3Sett
                     "split": split,
                     "media_type": unit.media_type,
                     **meta,
+                    **label,
                 }
             )
             out.pixels.append(pixels)

@@ -11,8 +11,9 @@ from data_prep.params import stable_hash
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("uri", pa.string()),
-        # Where the input failed: "read", "sniff" (not media by content), "dedupe" (same bytes as another
-    # input), "decode", "clip" (too short for one clip) or "transform".
+        # Where the input failed: "read", "sniff" (not media by content), "label" (no label where the output
+    # has labels), "dedupe" (same bytes as another input), "decode", "clip" (too short for one clip) or
+    # "transform".
     ("stage", pa.string()),
         ("error_type", pa.string()),  # exception class name
         ("message", pa.string()),
@@ -31,6 +32,8 @@ SCALAR_COLUMNS = {
     "split": pa.string(),  # "train" or "val"
     "media_type": pa.string(),  # "image" or "video"
 }
+# Last, only in outputs prepared with --labels (labels.py): the class as an int and as its name.
+LABEL_COLUMNS = {"label": pa.int32(), "label_name": pa.string()}
 
 
 def sample_id(source_uri: str, clip_index: int, pixel_key: str) -> str:
@@ -40,9 +43,16 @@ def sample_id(source_uri: str, clip_index: int, pixel_key: str) -> str:
 def split_of(relative_key: str, val_fraction: float) -> str:
     """Split by source file, not by clip, so clips of one video never straddle train and val.
 
-    The key is the file's path relative to the corpus root, so moving or re-mounting a corpus (or adding
-    files to it) never moves an existing file between splits.
+    A corpus that is split already says so with its folders: a path with a folder named exactly `train` or
+    `val` takes that split (the folder nearest the file wins), whatever `val_fraction` is, so a held-out
+    set chosen by source (e.g. the sample corpus's `img/val/...`) stays held out. Any other path is split
+    by a hash of its key. The key is the file's path relative to the corpus root, so moving or re-mounting
+    a corpus (or adding files to it) never moves an existing file between splits.
     """
+    folders = relative_key.split("/")[:-1]
+    for folder in reversed(folders):
+        if folder in ("train", "val"):
+            return folder
     bucket = int(stable_hash(relative_key, "split", length=8), 16) / 16**8
     return "val" if bucket < val_fraction else "train"
 
@@ -53,6 +63,9 @@ def tubelet_table(rows: list[dict], pixels: list[np.ndarray]) -> pa.Table:
     arrays["pixels"] = ArrowTensorArray.from_numpy(np.stack(pixels))
     for name, typ in SCALAR_COLUMNS.items():
         arrays[name] = pa.array([r[name] for r in rows], typ)
+    for name, typ in LABEL_COLUMNS.items():
+        if name in rows[0]:
+            arrays[name] = pa.array([r[name] for r in rows], typ)
     return pa.table(arrays)
 
 

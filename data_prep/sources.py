@@ -3,7 +3,9 @@
 An input is named by its URI: an absolute local path or s3://bucket/key. Everything downstream (unit ids,
 sample ids, splits) hashes that string. Which files are candidates is decided here by name (media
 extensions, --include / --exclude globs on the path relative to the root); which media type a candidate is
-gets decided later by its content (sniff.py), when fingerprint.py reads it.
+gets decided later by its content (sniff.py), when fingerprint.py reads it. A file with no extension at all
+(content-addressed S3 keys have none) is a candidate too: only its content can say what it is. Every file
+the listing passes over comes back with the reason, for the manifest.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class InputFile:
     uri: str
     size: int  # bytes; -1 when the file could not be stat-ed (it is still an input and will be quarantined)
     version: str  # changes when the content may have: mtime_ns locally, the ETag on S3
-    named_media: str | None  # the media type its extension promises, None when only a glob selected it
+    named_media: str | None  # the media type its extension promises; None: no extension, or only a glob chose it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,14 +38,16 @@ class Selection:
     include: tuple[str, ...] = ()  # globs on the relative path; a match makes any file a candidate
     exclude: tuple[str, ...] = ()  # globs on the relative path; a match drops the file
 
-    def pick(self, rel: str) -> tuple[bool, str | None]:
-        """(is a candidate, media type by extension) for the relative path `rel`."""
-        named = media_type_of(rel)
+    def passed_over(self, rel: str) -> str | None:
+        """Why the listing passes over the relative path `rel`; None when it is a candidate."""
         if any(fnmatch.fnmatchcase(rel, g) for g in self.exclude):
-            return False, named
+            return "matches an --exclude glob"
         if self.include:
-            return any(fnmatch.fnmatchcase(rel, g) for g in self.include), named
-        return named is not None, named
+            return None if any(fnmatch.fnmatchcase(rel, g) for g in self.include) else "matches no --include glob"
+        ext = os.path.splitext(rel)[1].lower()
+        if ext and media_type_of(rel) is None:
+            return f"extension {ext} is not an image or video extension"
+        return None
 
 
 def media_type_of(name: str) -> str | None:
@@ -77,20 +81,26 @@ def check_input(input_uri: str, settings: s3.S3Settings) -> str:
     return path
 
 
-def list_candidates(root: str, selection: Selection, settings: s3.S3Settings) -> tuple[list[InputFile], int]:
-    """(candidates sorted by URI, number of files passed over); hidden files and folders are skipped."""
+def list_candidates(
+    root: str, selection: Selection, settings: s3.S3Settings
+) -> tuple[list[InputFile], list[dict]]:
+    """(candidates sorted by URI, files passed over as {"uri", "reason"} sorted by URI).
+
+    Hidden files and folders (a name starting with ".") are not part of a corpus and are not listed at all.
+    """
     found = _list_s3(root, settings) if s3.is_s3(root) else _list_local(root)
-    candidates, passed_over = [], 0
+    candidates, passed_over = [], []
     for uri, size, version in found:
         rel = relative_key(root, uri)
         if any(part.startswith(".") for part in rel.split("/")):
             continue
-        ok, named = selection.pick(rel)
-        if ok:
-            candidates.append(InputFile(uri=uri, size=size, version=version, named_media=named))
+        reason = selection.passed_over(rel)
+        if reason is None:
+            candidates.append(InputFile(uri=uri, size=size, version=version, named_media=media_type_of(rel)))
         else:
-            passed_over += 1
+            passed_over.append({"uri": uri, "reason": reason})
     candidates.sort(key=lambda f: f.uri)
+    passed_over.sort(key=lambda p: p["uri"])
     return candidates, passed_over
 
 

@@ -13,6 +13,10 @@ unfinished ones resume from their checkpoints; `--new` starts a fresh parent run
 A child that fails is recorded as failed and the others go on (the exit code is then 1).
 On the parent run: summary.csv/.md, plots/*.png (metrics vs log E with fits, vs encoder and decoder size,
 PSNR vs rFID or LPIPS), findings.md, and the fits as metrics.
+Every exported tokenizer is registered as a version of the model `vitok-<sweep>` (tagged with its config,
+variant, E and eval metrics), and the alias `best` points at the best by eval_psnr (--alias, --best-by), so
+`models:/vitok-<sweep>@best` names it; `--register-only` does just that for the sweep's finished configs
+(also those of earlier runs of it), training nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from workflows.sweeps.summary import CONSOLE_COLUMNS, summary_row
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
     CONFIG_ROLE, ROLE_TAG, MlflowClient, dashboard_lines, git_commit, open_parent, prepare_tracking,
-    start_system_metrics,
+    register_exports, registered_model_name, set_alias_to_best, start_system_metrics, sweep_exports,
 )
 from workflows.training.driver import run_training
 from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
@@ -58,8 +62,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--new", action="store_true", help="start a new parent run instead of resuming")
     parser.add_argument("--max-concurrent", type=int, default=0,
                         help="most configs training at once (default 0: as many as the cluster has room for)")
+    parser.add_argument("--alias", default="best",
+                        help="registry alias set on the best registered tokenizer (default: %(default)s; '' for none)")
+    parser.add_argument("--best-by", default="eval_psnr",
+                        help="eval metric that picks it: highest wins, lowest for eval_lpips, eval_rfid and "
+                             "eval_rfvd (default: %(default)s)")
+    parser.add_argument("--register-only", action="store_true",
+                        help="only register the sweep's finished tokenizers and point --alias; train nothing")
     parser.add_argument("--verbose", action="store_true", help="show Ray's, DeepSpeed's and the workers' logs")
     return parser.parse_args(argv)
+
+
+def register_tokenizers(client: MlflowClient, experiment_id: str, sweep: str, alias: str, best_by: str) -> None:
+    """Registers every finished config's export as a version of `vitok-<sweep>` (once) and points `alias`
+    at the best by `best_by`; LookupError when no version has that metric (the sweep's results stand)."""
+    name = registered_model_name(sweep)
+    versions = register_exports(client, sweep, sweep_exports(client, experiment_id, sweep))
+    say(f"registry: {len(versions)} tokenizers are versions of {name}")
+    if alias:
+        best = set_alias_to_best(client, name, alias, best_by)
+        say(f"registry: {name}@{alias} -> version {best.version} (config {best.tags.get('config')}, {best_by} "
+            f"{float(best.tags[best_by]):.4g}); cache its latents with --tokenizer models:/{name}@{alias}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     say(format_plan(sweep, plans))
     if args.dry_run:
+        return 0
+    if args.register_only:  # the registry only: no Ray, nothing trained
+        tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
+        try:
+            register_tokenizers(MlflowClient(tracking_uri), experiment_id, sweep.name, args.alias, args.best_by)
+        except LookupError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return 0
 
     connect_ray(args.verbose)
@@ -102,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = runner.run(plans)
     rows = [summary_row(o.plan, o.result, o.error) for o in outcomes]
     findings = publish_results(client, parent_id, sweep.name, sweep.study, rows)
+    try:
+        register_tokenizers(client, experiment_id, sweep.name, args.alias, args.best_by)
+    except LookupError as err:  # e.g. every config failed: no version to point the alias at
+        say(f"registry: alias '{args.alias}' not set: {err}")
     client.log_metric(parent_id, "sweep_wall_time_s", time.perf_counter() - start)
     if monitor is not None:
         monitor.finish()

@@ -39,7 +39,7 @@ def test_include_exclude_globs(tmp_path):
 
     def names(**kw):
         files, passed_over = list_candidates(str(tmp_path), Selection(**kw), SETTINGS)
-        return [f.uri[len(str(tmp_path)) + 1 :] for f in files], passed_over
+        return [f.uri[len(str(tmp_path)) + 1 :] for f in files], len(passed_over)
 
     assert names() == (["a/x.jpg", "a/y.png", "b/z.jpg"], 2)  # by extension; hidden folders never
     assert names(exclude=("b/*",)) == (["a/x.jpg", "a/y.png"], 3)
@@ -58,7 +58,7 @@ def test_plan_sniffs_dedupes_and_respects_earlier_runs(tmp_path):
     fps = fingerprint_all(files, SETTINGS, {})
     earlier = {fps[str(tmp_path / "c.png")].sha256: "s3://old/c.png"}
     plan = plan_units(files, fps, PrepParams(images_per_unit=10), known=earlier)
-    assert plan.ignored == 1
+    assert plan.ignored == [{"uri": str(tmp_path / "e.raw"), "reason": "content is not an image or video"}]
     members = {m["uri"][len(str(tmp_path)) + 1 :]: (u.media_type, m["problem"]) for u in plan.units for m in u.members}
     assert members["a.jpg"] == ("image", None) and members["d.raw"] == ("image", None)
     assert members["b.png"][1]["stage"] == "dedupe" and "a.jpg" in members["b.png"][1]["message"]

@@ -1,0 +1,72 @@
+"""The tokenizer on one device: built from its files' bytes, encoding uint8 tubelets into latent moments.
+
+Precision: "bf16" runs the encoder under torch.autocast (bf16 matmuls, fp32 weights, norms and softmax as
+autocast keeps them), "fp32" runs it as it is. "auto" picks bf16 where the device computes it natively
+(GPUs; CPUs with AVX512-BF16 or AMX), else fp32. The latents leave in fp32 either way; the storage dtype
+is applied afterwards (schema.to_storage).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vitok import ViTok
+from workflows.training.evaluation import pixels_to_model_input
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (Linux: its flags in /proc/cpuinfo; elsewhere: no)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def resolve_precision(requested: str, use_gpu: bool) -> str:
+    """"bf16" or "fp32" for `requested` ("auto", "bf16" or "fp32"); decided by the driver, for every actor.
+
+    GPU actors are taken to compute bf16 natively (every data-centre GPU since Ampere does; ask for fp32 on
+    an older one). CPU actors are judged by the driver's CPU: a cluster's nodes are one machine type here.
+    """
+    if requested != "auto":
+        return requested
+    return "bf16" if use_gpu or cpu_has_native_bf16() else "fp32"
+
+
+def load_model(files: dict[str, bytes], device: torch.device) -> ViTok:
+    """The tokenizer from the bytes of its export, through `ViTok.from_pretrained` (eval mode, fp32)."""
+    with tempfile.TemporaryDirectory(prefix="tokenizer-") as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return ViTok.from_pretrained(tmp, device=device)
+
+
+class LatentEncoder:
+    def __init__(self, model: ViTok, precision: str, batch_size: int, device: torch.device):
+        self.model = model
+        self.precision = precision
+        self.batch_size = batch_size
+        self.device = device
+
+    @torch.inference_mode()
+    def moments(self, pixels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (N, T, H, W, 3) -> mean, logvar: float32 (N, T/q, H/p, W/p, c) on the CPU, in batches.
+
+        The batches are fixed slices of the rows, so the same shard always meets the encoder the same way.
+        """
+        means, logvars = [], []
+        for start in range(0, len(pixels), self.batch_size):
+            x = pixels_to_model_input(torch.from_numpy(pixels[start : start + self.batch_size]), self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                mean, logvar = self.model.encode_moments(x)
+            means.append(mean.float().cpu())
+            logvars.append(logvar.float().cpu())
+        return torch.cat(means), torch.cat(logvars)
