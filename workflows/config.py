@@ -222,3 +222,104 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = value
     return merged
+
+
+# The samplers and latent normalisations of vitok.generation (flow.SAMPLERS, latents.MODES), spelled out here
+# so that validating a config imports no model code.
+GENERATION_SAMPLERS = ("euler", "heun")
+LATENT_NORMALIZATIONS = ("channel", "scale")
+
+
+@dataclass
+class GenerationConfig:
+    """The generation probe of one tokenizer: a DiT trained with flow matching on the tokenizer's cached
+    latents, then N samples decoded to pixels and scored against held-out reals (workflows/generation/).
+
+    What a sweep file's `generation:` block holds: `GenerationConfig.from_dict(block)` validates it the way
+    TrainConfig is validated (one-line ConfigError naming the key). The model names the DiT variant; whether it
+    is class-conditional is read off the latents (labels or not), not configured.
+    """
+
+    name: str = "generator"  # MLflow run name under the tokenizer's run; re-using it resumes or skips that run
+    model: str = "DiT-N/1"  # `DiT-{N,T,S,B,L,XL}/{p}` or `/{q}x{p}`: size and latent cells per token
+    media_type: str = "image"  # which latents of the cache to train on: "image" or "video"
+    steps: int = 200  # optimiser steps
+    micro_batch_size: int = 32  # latents per worker and step (also the sampling and decoding batch)
+    num_workers: int = 1  # Ray Train workers (data-parallel DDP world size)
+    use_gpu: bool = False
+    lr: float = 1e-4  # AdamW lr after warm-up, constant (DiT and SiT: 1e-4 at global batch 256)
+    warmup_steps: int = 0  # linear warm-up from 0
+    weight_decay: float = 0.0  # DiT and SiT train without weight decay
+    ema_decay: float = 0.0  # EMA of the weights per step, sampled and exported when on (DiT: 0.9999); 0: off
+    class_dropout: float = 0.1  # labels replaced by the null class in training (classifier-free guidance)
+    normalization: str = "channel"  # latent_stats.json applied as "channel" (per-channel) or "scale" (SD-style)
+    # bf16: autocast (bf16 matmuls, fp32 weights, optimiser and loss) for training, sampling and decoding, on
+    # CPU and GPU alike, as the tokenizer's bf16 runs; fp32: everything in fp32.
+    precision: str = "bf16"
+    samples: int = 64  # N: samples generated and scored against N held-out reals (fewer if val has fewer)
+    sampler: str = "heun"  # ODE sampler: "euler" (1 model call per step) or "heun" (2, second order)
+    sample_steps: int = 25  # sampler steps from noise to data
+    cfg_scale: float = 1.5  # classifier-free guidance at sampling (1: none); unconditional latents use 1
+    seed: int = 0
+    log_every: int = 10  # steps between logged metrics
+    checkpoint_every: int = 100  # steps between checkpoints (0: only the final one)
+    keep_checkpoints: int = 2  # Ray Train keeps this many latest checkpoints
+    max_failures: int = 0  # worker-group restarts Ray Train may make; each resumes from the last checkpoint
+    threads_per_worker: int = 0  # torch intra-op threads per worker; 0 = cores / workers
+    shuffle_buffer: int = 256  # latents in each worker's local shuffle buffer
+    # Train latents up to this many bytes (as float32) are read once by the driver and repeated from memory;
+    # larger caches stream beside the workers (a CPU for Ray Data's read tasks is then needed).
+    cache_max_bytes: int = 1 << 30
+    weights: WeightsSection = field(default_factory=WeightsSection)  # inception: gFID; i3d: gFVD (lpips unused)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "generation") -> "GenerationConfig":
+        config = _build(cls, raw, where)
+        config.validate(where)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """`generation.key` -> value (weights as `generation.weights.key`), the form logged as MLflow params."""
+        out: dict[str, Any] = {}
+        for key, value in dataclasses.asdict(self).items():
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, item in items:
+                out[f"generation.{key}" + (f".{sub}" if sub else "")] = item
+        return out
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.micro_batch_size * self.num_workers
+
+    def validate(self, where: str = "generation") -> None:
+        """Checks that need no I/O; the DiT name against the latents is checked when the run is planned."""
+        checks = [
+            (bool(self.name) and "/" not in self.name, "name", "must be non-empty and contain no '/'"),
+            (self.model.startswith("DiT-"), "model", "must be a DiT variant such as 'DiT-S/2' or 'DiT-B/1x2'"),
+            (self.media_type in ("image", "video"), "media_type", "must be 'image' or 'video'"),
+            (self.steps >= 1, "steps", "must be >= 1"),
+            (self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1"),
+            (self.num_workers >= 1, "num_workers", "must be >= 1"),
+            (self.lr > 0, "lr", "must be > 0"),
+            (0 <= self.warmup_steps < self.steps, "warmup_steps", "must be in [0, steps)"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1)"),
+            (0.0 <= self.class_dropout < 1.0, "class_dropout", "must be in [0, 1)"),
+            (self.normalization in LATENT_NORMALIZATIONS, "normalization",
+             f"must be one of {', '.join(LATENT_NORMALIZATIONS)}"),
+            (self.precision in ("bf16", "fp32"), "precision", "must be 'bf16' or 'fp32'"),
+            (self.samples >= 2, "samples", "must be >= 2 (the metrics compare two sets)"),
+            (self.sampler in GENERATION_SAMPLERS, "sampler", f"must be one of {', '.join(GENERATION_SAMPLERS)}"),
+            (self.sample_steps >= 1, "sample_steps", "must be >= 1"),
+            (self.cfg_scale >= 0, "cfg_scale", "must be >= 0 (1: no guidance)"),
+            (self.log_every >= 1, "log_every", "must be >= 1"),
+            *((getattr(self, key) >= 0, key, "must be >= 0") for key in
+              ("checkpoint_every", "max_failures", "threads_per_worker", "shuffle_buffer", "cache_max_bytes")),
+            (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
+        ]  # fmt: skip
+        for ok, key, reason in checks:
+            if not ok:
+                raise ConfigError(f"{where}: {key} {reason}")

@@ -132,3 +132,15 @@ def test_video_frames_fold_into_the_batch_and_inputs_are_checked():
     assert multiscale_swd(frames, as_float)["swd"] == pytest.approx(multiscale_swd(frames, other)["swd"], rel=1e-4)
     with pytest.raises(ValueError, match="levels"):
         multiscale_swd(frames, photo_crops(8, seed=8, size=64))
+
+
+def test_flat_images_are_far_not_nan():
+    import numpy as np
+
+    from vitok.generation import multiscale_swd
+
+    rng = np.random.default_rng(0)
+    varied = rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    flat = np.full((8, 32, 32, 3), 128, dtype=np.uint8)
+    result = multiscale_swd(varied, flat)
+    assert np.isfinite(result["swd"]) and result["swd"] > multiscale_swd(varied, varied[::-1].copy())["swd"]

@@ -110,9 +110,13 @@ def random_patches(level: torch.Tensor, per_image: int, size: int, generator: to
 
 
 def normalize_descriptors(patches: torch.Tensor) -> torch.Tensor:
-    """Per-channel zero mean, unit std over all patches and pixels of a set, then flatten: (M, C*size*size)."""
+    """Per-channel zero mean, unit std over all patches and pixels of a set, then flatten: (M, C*size*size).
+
+    A set without variation in a channel (e.g. a generator collapsed to flat images) keeps its zero-mean
+    values (std floored at 1e-8) and so lands far from a varied set, instead of turning the distance into NaN.
+    """
     mean = patches.mean(dim=(0, 2, 3), keepdim=True)
-    std = patches.std(dim=(0, 2, 3), keepdim=True, correction=0)
+    std = patches.std(dim=(0, 2, 3), keepdim=True, correction=0).clamp(min=1e-8)
     return ((patches - mean) / std).flatten(1)
 
 
