@@ -16,10 +16,12 @@ class Size(NamedTuple):
     heads: int
 
 
-# Paper Table 1 (S, B, L) plus two tiny sizes of ours for CPU tests and smoke runs.
+# Paper Table 1 (S, B, L) plus three tiny sizes of ours for CPU tests and studies: N(ano), T(iny) and
+# M(ini), about 16x the parameters of N, so the tiny encoder/decoder scaling studies span a range like S -> L.
 SIZES: dict[str, Size] = {
     "N": Size(64, 2, 2),
     "T": Size(128, 2, 4),
+    "M": Size(192, 4, 6),
     "S": Size(768, 6, 12),
     "B": Size(768, 12, 12),
     "L": Size(1152, 24, 16),

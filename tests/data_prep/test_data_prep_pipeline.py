@@ -15,8 +15,12 @@ from tests.data_prep.bad_media import BAD, DISGUISED, add_bad_media
 
 FRAMES, SIZE = 4, 32
 PREP = dict(frames=FRAMES, size=SIZE, fps=8.0, max_clips=2, images_per_unit=4, videos_per_unit=2)
-KEPT_IMAGES = ("astronaut.jpg", "camera.jpg", "coins.png", "horse.png", "ihc.png", "logo.png", "moon.jpg")
-KEPT_VIDEOS = ("astronaut_pan_right.mp4", "chelsea_pan_down.mp4", "coins_zoom_out.mp4", "hubble_zoom_in.mp4")
+# Paths under the sample corpus's img/ and video/ (split and source folders); copied flat, so the small
+# corpus is split by hash like any corpus without split folders.
+KEPT_IMAGES = ("train/astronaut/astronaut_00.jpg", "train/camera/camera_00.jpg", "val/coins/coins_01.png",
+               "train/horse/horse_01.png", "train/ihc/ihc_03.png", "train/logo/logo_00.png", "train/moon/moon_00.jpg")
+KEPT_VIDEOS = ("train/astronaut/astronaut_pan_right.mp4", "val/chelsea/chelsea_pan_down.mp4",
+               "val/coins/coins_zoom_out.mp4", "train/hubble/hubble_zoom_in.mp4")
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +30,8 @@ def corpus(tmp_path_factory):
     for sub, names in (("img", KEPT_IMAGES), ("video", KEPT_VIDEOS)):
         os.makedirs(root / sub)
         for n in names:
-            shutil.copy(os.path.join(full["path"], sub, n), root / sub / n)
-    add_bad_media(root, root / "video/astronaut_pan_right.mp4", root / "img/astronaut.jpg")
+            shutil.copy(os.path.join(full["path"], sub, n), root / sub / os.path.basename(n))
+    add_bad_media(root, root / "video/astronaut_pan_right.mp4", root / "img/astronaut_00.jpg")
     (root / "README.txt").write_text("not media: ignored, not counted\n")
     return str(root)
 

@@ -24,7 +24,7 @@ def _corpus(root, sample):
     os.makedirs(root / "img")
     os.makedirs(root / "video")
     rng = np.random.default_rng(0)
-    photos = sorted(glob.glob(os.path.join(sample, "img", "*.png")))
+    photos = sorted(glob.glob(os.path.join(sample, "img", "*", "*", "*.png")))
     for k in range(40):
         with Image.open(photos[k % len(photos)]) as im:
             arr = np.asarray(im.convert("RGB").resize((320, 240)), dtype=np.int16)

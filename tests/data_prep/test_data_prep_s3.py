@@ -16,8 +16,10 @@ from PIL import Image
 from data_prep import DataPrepError, build_sample_corpus, load_manifest, read_tubelets, run
 
 PREP = dict(frames=4, size=32, fps=8.0, max_clips=2, images_per_unit=3, videos_per_unit=2)
-IMAGES = ("astronaut.jpg", "camera.jpg", "coins.png", "horse.png", "logo.png")
-VIDEOS = ("astronaut_pan_right.mp4", "hubble_zoom_in.mp4")
+# Paths under the sample corpus's img/ and video/ (split and source folders), uploaded flat.
+IMAGES = ("train/astronaut/astronaut_00.jpg", "train/camera/camera_00.jpg", "val/coins/coins_01.png",
+          "train/horse/horse_01.png", "train/logo/logo_00.png")
+VIDEOS = ("train/astronaut/astronaut_pan_right.mp4", "train/hubble/hubble_zoom_in.mp4")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def s3_corpus(s3_server, tmp_path_factory):
     full = build_sample_corpus(str(tmp_path_factory.mktemp("full")))
     for sub, names in (("img", IMAGES), ("video", VIDEOS)):
         for n in names:
-            client.upload_file(os.path.join(full["path"], sub, n), "corpus", f"raw/{sub}/{n}")
+            client.upload_file(os.path.join(full["path"], sub, n), "corpus", f"raw/{sub}/{os.path.basename(n)}")
     client.put_object(Bucket="corpus", Key="raw/img/notes.jpg", Body=b"not a JPEG")
     client.put_object(Bucket="corpus", Key="raw/img/empty.png", Body=b"")
     client.put_object(Bucket="corpus", Key="raw/notes/readme.txt", Body=b"ignored")

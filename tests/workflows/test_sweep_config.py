@@ -111,12 +111,55 @@ def test_every_study_has_a_tiny_and_a_paper_version():
                        ("e_sweep", "encoder_scaling", "decoder_scaling", "loss_tradeoff", "video_e_sweep")}
 
 
-def test_tiny_e_sweep_spans_8x_in_e_and_varies_p_and_c():
+def tiny_plans(stem):
     from workflows.sweeps.planning import plan_from_input
 
-    sweep = load_sweep(CONFIGS / "e_sweep_tiny.yaml")
-    plans = [plan_from_input(c, 1, 64) for c in sweep.configs]
-    es = [p.stats["E"] for p in plans]
+    sweep = load_sweep(CONFIGS / f"{stem}.yaml")
+    plans = []
+    for config in sweep.configs:
+        frames = sweep.input["frames"] if config.data.media_type == "video" else 1
+        plans.append(plan_from_input(config, frames, sweep.input["size"]))
+    return plans
+
+
+@pytest.mark.parametrize("stem", ["e_sweep_tiny", "encoder_scaling_tiny", "decoder_scaling_tiny", "video_e_sweep_tiny"])
+def test_tiny_designs_give_every_token_a_pixel_head_its_width_carries(stem):
+    """A token's pixels (q x p x p x 3 values) stay within 1.5x the decoder width: no starved pixel head."""
+    for plan in tiny_plans(stem):
+        assert plan.model_config.patch_dim <= 1.5 * plan.model_config.decoder_width, plan.name
+        assert plan.config.train.eval_samples >= 96  # every held-out image crop (and clip) is evaluated
+
+
+def test_tiny_e_sweep_has_equal_e_pairs_across_patch_sizes():
+    plans = tiny_plans("e_sweep_tiny")
+    es_by_patch = {}
+    for plan in plans:
+        es_by_patch.setdefault(plan.stats["patch"], set()).add(plan.stats["E"])
+    assert len(es_by_patch) >= 2 and all(len(es) >= 3 for es in es_by_patch.values())
+    assert len({frozenset(es) for es in es_by_patch.values()}) == 1  # every E is reached by every p
+    es = next(iter(es_by_patch.values()))
     assert max(es) / min(es) >= 8
-    assert len({p.stats["patch"] for p in plans}) >= 2 and len({p.stats["channels"] for p in plans}) >= 3
-    assert len(plans) <= 5  # the demo's time budget
+    assert len(plans) <= 6  # the demo's time budget
+
+
+@pytest.mark.parametrize("stem, side", [("encoder_scaling_tiny", "encoder"), ("decoder_scaling_tiny", "decoder")])
+def test_tiny_size_studies_vary_one_side_with_seed_replicates(stem, side):
+    plans = tiny_plans(stem)
+    other = "decoder" if side == "encoder" else "encoder"
+    assert len({p.stats[f"{other}_params"] for p in plans}) == 1 and len({p.stats["E"] for p in plans}) == 1
+    sizes = {}
+    for plan in plans:
+        sizes.setdefault(plan.stats[f"{side}_params"], set()).add(plan.config.train.seed)
+    assert len(sizes) >= 3 and all(len(seeds) >= 2 for seeds in sizes.values())
+    assert max(sizes) / min(sizes) >= 8  # a span like the paper's S -> L
+
+
+def test_tiny_video_sweep_reaches_each_e_with_every_tubelet_and_has_image_runs():
+    plans = tiny_plans("video_e_sweep_tiny")
+    video = [p for p in plans if p.config.data.media_type == "video"]
+    es_by_q = {}
+    for plan in video:
+        es_by_q.setdefault(plan.stats["tubelet"], set()).add(plan.stats["E"])
+    assert set(es_by_q) == {1, 2, 4} and all(len(es) >= 3 for es in es_by_q.values())
+    assert len({frozenset(es) for es in es_by_q.values()}) == 1
+    assert len({p.stats["E"] for p in plans if p.config.data.media_type == "image"}) >= 3

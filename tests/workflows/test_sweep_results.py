@@ -1,14 +1,21 @@
-"""Fits (exact on synthetic data), the findings' verdicts, and the plots as PNG files. Pure and fast."""
+"""Fits (exact on synthetic data), the slope's interval against numpy and scipy, the findings' verdicts
+(holds / does not hold / inconclusive), and the plots with their error bars. Pure and fast."""
 
 from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from matplotlib.container import ErrorbarContainer
+from scipy import stats
 
-from workflows.reports.findings import FAILS, HOLDS, NO_DATA, covered, judge_findings, findings_markdown, load_paper
-from workflows.reports.fits import fit_log2
-from workflows.reports.plots import make_plots
+from workflows.reports.findings import (
+    FAILS, HOLDS, INCONCLUSIVE, NO_DATA, covered, findings_markdown, judge_findings, load_paper,
+)
+from workflows.reports.fits import Z95, fit_log2, fit_rows
+from workflows.reports.plots import _scatter_with_fit, family_label, make_plots
 
 
 def test_fit_is_exact_on_a_log_law():
@@ -34,10 +41,69 @@ def test_fit_with_too_few_points_reports_no_r2():
     assert fit.n == 2 and fit.r2 is None
 
 
+def test_slope_interval_propagates_each_runs_interval():
+    x = np.array([256, 1024, 4096, 16384])
+    y = np.array([18.0, 20.1, 21.8, 24.2])
+    sd = np.array([0.2, 0.3, 0.25, 0.4])
+    fit = fit_log2(x, y, sd)
+    # The least-squares slope is linear in y: its variance is (A diag(sd²) Aᵀ)[0, 0] with A = pinv([log2 x, 1]).
+    design = np.stack([np.log2(x), np.ones(4)], axis=1)
+    a = np.linalg.pinv(design)
+    half = Z95 * math.sqrt((a @ np.diag(sd**2) @ a.T)[0, 0])
+    assert fit.slope == pytest.approx(np.polyfit(np.log2(x), y, 1)[0])
+    assert (fit.slope_low, fit.slope_high) == (pytest.approx(fit.slope - half), pytest.approx(fit.slope + half))
+    # and it is what refitting runs redrawn within their uncertainty gives (numpy Monte Carlo, 20000 draws)
+    draws = y[:, None] + np.random.default_rng(3).normal(size=(4, 20000)) * sd[:, None]
+    slopes = np.polyfit(np.log2(x), draws, 1)[0]
+    low, high = np.quantile(slopes, [0.025, 0.975])
+    assert low == pytest.approx(fit.slope_low, abs=0.03 * half)
+    assert high == pytest.approx(fit.slope_high, abs=0.03 * half)
+    assert fit.run_sd is None and "no seed replicates" in fit.describe(" dB")
+    # R²'s interval: the same refits, R² of each (numpy: 1 - residual / total sum of squares)
+    fitted = np.polyval(np.polyfit(np.log2(x), draws, 1), np.log2(x)[:, None])
+    r2 = 1 - ((draws - fitted) ** 2).sum(0) / ((draws - draws.mean(0)) ** 2).sum(0)
+    assert fit.r2_interval() == pytest.approx(tuple(np.quantile(r2, [0.025, 0.975])), abs=0.01)
+    assert fit.r2_interval()[0] < fit.r2 < fit.r2_interval()[1]
+
+
+def test_slope_interval_with_seed_replicates_is_the_pooled_t_interval():
+    small, large = [20.1, 20.6, 20.3], [21.0, 21.7, 21.1]  # PSNR of 3 seeds at 1e5 and 4e5 params
+    fit = fit_log2([1e5] * 3 + [4e5] * 3, small + large, groups=["N"] * 3 + ["T"] * 3)
+    # Two sizes, 2 doublings apart: slope x 2 is the mean difference, and its interval the two-sample t one.
+    ci = stats.ttest_ind(large, small, equal_var=True).confidence_interval(0.95)
+    assert 2 * fit.slope == pytest.approx(np.mean(large) - np.mean(small))
+    assert (2 * fit.slope_low, 2 * fit.slope_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    pooled = (np.var(small, ddof=1) + np.var(large, ddof=1)) / 2
+    assert fit.replicate_dof == 4 and fit.run_sd == pytest.approx(math.sqrt(pooled))
+
+
+def test_slope_interval_covers_the_true_slope_95_percent_of_the_time():
+    rng = np.random.default_rng(11)
+    x, sd, hits, trials = np.array([256, 1024, 4096]), np.array([0.3, 0.5, 0.4]), 0, 4000
+    for _ in range(trials):
+        fit = fit_log2(x, 1.2 * np.log2(x) + 9 + rng.normal(size=3) * sd, sd)
+        hits += fit.slope_low <= 1.2 <= fit.slope_high
+    assert abs(hits / trials - 0.95) < 0.015
+
+
+def test_no_interval_without_run_intervals_or_replicates():
+    fit = fit_log2([256, 1024, 4096], [18.0, 20.0, 22.5])
+    assert fit.slope_low is None and fit.interval() == (fit.slope, fit.slope)
+    assert "no interval" in fit.describe()
+
+
 def row(name, E, psnr, ssim=None, p=8, enc="N", dec="N", enc_p=1e5, dec_p=1e5, media="image", **extra):
     return {"config": name, "E": E, "PSNR": psnr, "SSIM": ssim, "p": p, "enc": enc, "dec": dec,
             "encoder_params": enc_p, "decoder_params": dec_p, "media": media, "status": "finished",
             "lpips_weight": 0.0, "lpips_active": False, "gan_weight": 0.0, **extra}
+
+
+def with_ci(r, half, n=96):
+    """The row with its PSNR (and SSIM) carrying a symmetric 95% interval of +-half (SSIM: +-half/50)."""
+    out = dict(r, n=n, PSNR_lo=r["PSNR"] - half, PSNR_hi=r["PSNR"] + half)
+    if r.get("SSIM") is not None:
+        out.update(SSIM_lo=r["SSIM"] - half / 50, SSIM_hi=r["SSIM"] + half / 50)
+    return out
 
 
 E_ROWS = [row("c4", 256, 18.6, 0.50), row("c16", 1024, 20.7, 0.62), row("c64", 4096, 22.5, 0.72),
@@ -45,20 +111,36 @@ E_ROWS = [row("c4", 256, 18.6, 0.50), row("c16", 1024, 20.7, 0.62), row("c64", 4
 
 
 def test_e_sweep_holds_when_psnr_and_ssim_rise_with_log_e():
-    law, patch = judge_findings(E_ROWS, "e_sweep")
+    law, patch = judge_findings([with_ci(r, 0.3) for r in E_ROWS], "e_sweep")
     assert (law.id, law.verdict) == ("e_reconstruction", HOLDS)
     text = "\n".join(law.measured)
     assert "p = 8: PSNR vs log2 E" in text and "R² = 1.00" in text  # within p = 8: c4, c16, c64
+    assert "[95% CI +0.8" in text  # slope 0.975 dB per doubling, +-0.17 from the runs' +-0.3 dB
     assert "all runs (2 tokenisations together" in text
     assert (patch.id, patch.verdict) == ("e_patch_size", HOLDS)
-    assert "at equal E, PSNR differs by at most 0.50 dB" in patch.measured[0]
+    assert "E = 1024: p = 8 20.70 dB vs p = 16 20.20 dB: gap 0.50 dB [95% CI 0.08, 0.92 dB]" in "\n".join(patch.measured)
+
+
+def test_e_reconstruction_is_inconclusive_when_the_slope_interval_includes_zero():
+    noisy = [with_ci(r, 3.0) for r in E_ROWS]  # +-3 dB per run: the 0.975 dB/doubling slope is not sure
+    law = judge_findings(noisy, "e_sweep")[0]
+    assert law.verdict == INCONCLUSIVE and "the slope's interval includes 0" in "\n".join(law.measured)
+    bent = [dict(r, PSNR=v, SSIM=None) for r, v in zip(E_ROWS[:3], (18.0, 21.9, 22.0))]  # surely rising, R² 0.78
+    law = judge_findings([with_ci(r, 0.1) for r in bent], "e_sweep")[0]
+    assert law.verdict == FAILS and "R² is surely below 0.9" in law.measured[0]
+    # R² 0.88 with +-0.6 dB runs: R²'s interval straddles 0.9
+    law = judge_findings([with_ci(dict(r, PSNR=v, SSIM=None), 0.6) for r, v in zip(E_ROWS[:3], (18.0, 21.2, 22.0))],
+                         "e_sweep")[0]
+    assert law.verdict == INCONCLUSIVE and "R²'s interval straddles 0.9" in law.measured[0], law.measured
 
 
 def test_patch_size_matters_is_reported_apart_from_the_log_e_law():
-    rows = [dict(r, PSNR=r["PSNR"] - 4.0) if r["p"] == 16 else r for r in E_ROWS]
+    rows = [with_ci(dict(r, PSNR=r["PSNR"] - 4.0) if r["p"] == 16 else r, 0.3) for r in E_ROWS]
     law, patch = judge_findings(rows, "e_sweep")
     assert law.verdict == HOLDS and patch.verdict == FAILS
     assert judge_findings(E_ROWS[:3], "e_sweep")[1].verdict == NO_DATA  # no two p share an E
+    # a 0.5 dB gap against ~1 dB per doubling, each run +-0.8 dB: the gap's interval straddles the threshold
+    assert judge_findings([with_ci(r, 0.8) for r in E_ROWS], "e_sweep")[1].verdict == INCONCLUSIVE
 
 
 def test_e_sweep_fails_when_psnr_falls_and_needs_three_points():
@@ -71,14 +153,18 @@ def test_e_sweep_fails_when_psnr_falls_and_needs_three_points():
 
 
 def test_encoder_and_decoder_scaling():
-    enc = [row("n0", 1024, 20.70, enc="N", enc_p=1e5), row("n1", 1024, 20.60, enc="N", enc_p=1e5),
-           row("t0", 1024, 20.72, enc="T", enc_p=4e5), row("t1", 1024, 20.58, enc="T", enc_p=4e5)]
-    (finding,) = judge_findings(enc, "encoder_scaling")
-    assert finding.verdict == HOLDS
-    dec = [row("n0", 1024, 20.7, dec="N", dec_p=1e5), row("n1", 1024, 20.6, dec="N", dec_p=1e5),
-           row("t0", 1024, 21.6, dec="T", dec_p=4e5), row("t1", 1024, 21.5, dec="T", dec_p=4e5)]
-    assert judge_findings(dec, "decoder_scaling")[0].verdict == HOLDS
+    # two seeds per size: rows of one size share a design, so their spread is the run-to-run noise
+    enc = [row("n0", 1024, 20.70, enc="N", enc_p=1e5, design="N"), row("n1", 1024, 20.60, enc="N", enc_p=1e5, design="N"),
+           row("t0", 1024, 20.72, enc="T", enc_p=4e5, design="T"), row("t1", 1024, 20.58, enc="T", enc_p=4e5, design="T")]
+    (finding,) = judge_findings([with_ci(r, 0.1) for r in enc], "encoder_scaling")
+    assert finding.verdict == HOLDS and "+0.00 dB [95% CI -0.4" in "\n".join(finding.measured)
+    assert judge_findings([with_ci(r, 0.6) for r in enc], "encoder_scaling")[0].verdict == INCONCLUSIVE
+    dec = [row("n0", 1024, 20.7, dec="N", dec_p=1e5, design="N"), row("n1", 1024, 20.6, dec="N", dec_p=1e5, design="N"),
+           row("t0", 1024, 21.6, dec="T", dec_p=4e5, design="T"), row("t1", 1024, 21.5, dec="T", dec_p=4e5, design="T")]
+    assert judge_findings([with_ci(r, 0.1) for r in dec], "decoder_scaling")[0].verdict == HOLDS
     assert judge_findings([dict(r, PSNR=42 - r["PSNR"]) for r in dec], "decoder_scaling")[0].verdict == FAILS
+    seeds_disagree = [dict(r, PSNR=r["PSNR"] + (1.5 if r["config"].endswith("0") else -1.5)) for r in dec]
+    assert judge_findings(seeds_disagree, "decoder_scaling")[0].verdict == INCONCLUSIVE
     big_encoder_effect = [dict(r, encoder_params=r["decoder_params"], enc=r["dec"]) for r in dec]
     assert judge_findings(big_encoder_effect, "encoder_scaling")[0].verdict == FAILS
 
@@ -96,14 +182,29 @@ def test_loss_tradeoff_needs_an_active_term_and_a_perceptual_metric():
 
 
 def test_video_e_ratio_from_the_two_fits():
-    # image: PSNR = 2 log2 E; video: PSNR = 2 log2 E - 4 -> video needs 2^2 = 4x the image E
-    image = [row(f"i{e}", e, 2 * math.log2(e)) for e in (256, 1024, 4096)]
-    video = [row(f"v{e}", e, 2 * math.log2(e) - 4, media="video") for e in (512, 2048, 8192)]
+    # image: PSNR = 2 log2 E; video: PSNR = 2 log2 E - 4 -> video needs 2^2 = 4x the image E, against 8 frames
+    image = [with_ci(row(f"i{e}", e, 2 * math.log2(e)), 0.2) for e in (256, 1024, 4096)]
+    video = [with_ci(row(f"v{e}", e, 2 * math.log2(e) - 4, media="video", frames=8, q=2), 0.2)
+             for e in (512, 2048, 8192)]
     findings = judge_findings(image + video, "video_e_sweep")
     assert [f.id for f in findings] == ["e_reconstruction", "e_patch_size", "video_compressibility"]
     findings = [f for f in findings if f.id != "e_patch_size"]
     assert all(f.verdict == HOLDS for f in findings)
-    assert any("needs 4x the image E" in line for line in findings[1].measured)
+    (ratio,) = [line for line in findings[1].measured if "needs" in line]
+    assert "needs 4x the image E [95% CI 3." in ratio and "against 8x — holds" in ratio
+    # video 2.6 doublings of E behind: 6x, and with +-1.5 dB per run the ratio's interval straddles 8x
+    behind = [with_ci(dict(r, PSNR=r["PSNR"] - 1.2), 1.5) for r in video]
+    verdict = judge_findings(image + behind, "video_e_sweep")[2]
+    assert verdict.verdict == INCONCLUSIVE
+
+
+def test_patch_size_across_tubelets_for_video():
+    video = [with_ci(row(f"q{q}c{c}", 2048, v, media="video", frames=8, q=q), 0.2)
+             for q, c, v in ((1, 4, 25.0), (2, 8, 25.3), (4, 16, 24.9))]
+    video += [with_ci(row(f"q2e{e}", e, v, media="video", frames=8, q=2), 0.2) for e, v in ((512, 22.0), (8192, 28.6))]
+    patch = judge_findings(video, "video_e_sweep")[1]
+    assert patch.id == "e_patch_size" and patch.verdict == HOLDS
+    assert "E = 2048: q x p = 2x8 25.30 dB vs q x p = 4x8 24.90 dB: gap 0.40 dB" in "\n".join(patch.measured)
 
 
 def test_coverage_is_inferred_without_a_study():
@@ -111,14 +212,18 @@ def test_coverage_is_inferred_without_a_study():
     assert covered([row("a", 1024, 1, dec="N"), row("b", 1024, 1, dec="T")]) == ["decoder_scaling"]
 
 
-def test_findings_markdown_quotes_paper_measurement_and_rule():
-    findings = judge_findings(E_ROWS, "e_sweep")
-    text = findings_markdown(findings, "e-sweep-tiny", "e_sweep", 4, 4)
+def test_findings_markdown_quotes_paper_measurement_rule_n_and_intervals():
+    rows = [with_ci(dict(r, seed=0, c=4), 0.3) for r in E_ROWS]
+    findings = judge_findings(rows, "e_sweep")
+    text = findings_markdown(findings, "e-sweep-tiny", "e_sweep", 4, 4, rows)
     paper = load_paper()["e_reconstruction"]
     assert "## e_reconstruction: holds" in text
-    assert paper["paper"] in text and "Rule:" in text and "R² >= 0.7" in text
+    assert paper["paper"] in text and "Rule:" in text and "interval lies above 0.9" in text
+    assert "inconclusive when the slope's interval includes 0" in text
     assert "## e_patch_size: holds" in text
     assert "| e_reconstruction | **holds** |" in text
+    assert "| config | E | tokens | c | enc-dec | seed | n | PSNR [95% CI] | SSIM [95% CI] |" in text
+    assert "| c4 | 256 | p = 8 | 4 | N-N | 0 | 96 | 18.60 [18.30, 18.90] | 0.5000 [0.4940, 0.5060] |" in text
 
 
 def test_plots_are_png_files(tmp_path):
@@ -128,6 +233,47 @@ def test_plots_are_png_files(tmp_path):
     assert names == ["metrics_vs_E.png", "metrics_vs_decoder.png", "metrics_vs_encoder.png", "psnr_vs_lpips.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_plot_points_carry_their_intervals_as_error_bars():
+    rows = [with_ci(r, 0.3) for r in E_ROWS]
+    fig, ax = plt.subplots()
+    _scatter_with_fit(ax, rows, "E", "PSNR", "E", family_label)
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    spans = sorted(tuple(np.round(seg[:, 1], 3)) for c in bars for seg in c.lines[2][0].get_segments())
+    assert spans == sorted((round(r["PSNR_lo"], 3), round(r["PSNR_hi"], 3)) for r in rows)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("p=8: +0.975 [+0.8") and "R²=1.00" in t for t in legend)
+    assert any(t.startswith("all runs:") for t in legend)
+    plt.close(fig)
+
+
+def test_fit_rows_reads_intervals_and_designs():
+    rows = [with_ci(r, 0.3) for r in E_ROWS[:3]]
+    assert fit_rows(rows, "E", "PSNR").slope_low is not None
+    assert fit_rows(E_ROWS[:3], "E", "PSNR").slope_low is None
+
+
+def test_summary_rows_carry_n_intervals_and_the_design_seed_replicates_share():
+    from workflows.config import TrainConfig
+    from workflows.sweeps.planning import plan_from_input
+    from workflows.sweeps.summary import summary_row
+    from workflows.tracking import RunResult
+
+    def plan(name, seed, channels=4):
+        config = TrainConfig.from_dict({"name": name, "model": {"variant": "T-T/4", "channels": channels},
+                                        "train": {"seed": seed}})
+        return plan_from_input(config, 1, 64)
+
+    metrics = {"eval_samples": 96.0, "eval_psnr": 24.0, "eval_psnr_ci_low": 23.6, "eval_psnr_ci_high": 24.5,
+               "eval_ssim": 0.72, "eval_ssim_ci_low": 0.70, "eval_ssim_ci_high": 0.74}
+    row = summary_row(plan("a", 0), RunResult("r1", metrics, 60.0))
+    assert (row["n"], row["PSNR"], row["PSNR_lo"], row["PSNR_hi"]) == (96, 24.0, 23.6, 24.5)
+    assert (row["SSIM_lo"], row["SSIM_hi"], row["LPIPS"], row["LPIPS_lo"]) == (0.70, 0.74, None, None)
+    assert (row["frames"], row["seed"], row["E"]) == (1, 0, 1024)
+    assert summary_row(plan("b", 1), None, "boom")["design"] == row["design"]  # another seed: a replicate
+    assert summary_row(plan("c", 0, channels=16), None, "boom")["design"] != row["design"]
+    assert summary_row(plan("d", 0), None, "boom")["n"] is None
 
 
 def test_no_metrics_no_plots(tmp_path):

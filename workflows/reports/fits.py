@@ -1,18 +1,30 @@
-"""Least-squares trends of a sweep: metric = slope x log2(x) + intercept, with R².
+"""Least-squares trends of a sweep: metric = slope x log2(x) + intercept, with R² and the slope's 95% interval.
 
-Pure numpy. With fewer than three points a line always fits (R² = 1 for two points), so R² is reported
-as not meaningful (`None`) and the findings say "not enough data".
+The least-squares slope is a fixed weighted sum of the runs' values, so its uncertainty follows from theirs:
+each run's evaluation uncertainty (its 95% bootstrap interval over validation samples, read as a standard
+deviation) plus, where the sweep repeats a design with other seeds, the run-to-run variance those replicates
+show (pooled; the quantile is then Student's t on their degrees of freedom, else the normal one). Without
+replicates the run-to-run noise is not measured and the interval says so. How well a straight line
+describes the runs is a separate question, answered by R²; its 95% interval comes from refits with every
+run redrawn within its uncertainty (percentile; redrawing adds that noise once more, so the interval leans
+low when the noise is comparable to the spread of the runs).
+
+Pure numpy (scipy for the t quantile). With fewer than three points a line always fits (R² = 1 for two
+points), so R² is reported as not meaningful (`None`) and the findings say "not enough data".
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Sequence
 
 import numpy as np
+from scipy.stats import t as student_t
 
 MIN_POINTS = 3  # below this, R² says nothing about the trend
+LEVEL = 0.95
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
 
 @dataclass(frozen=True)
@@ -21,34 +33,134 @@ class Fit:
     intercept: float  # the metric at x = 1
     r2: float | None  # None: fewer than MIN_POINTS points, or x or y does not vary
     n: int
+    slope_low: float | None = None  # the slope's 95% interval; None: no uncertainty was measured
+    slope_high: float | None = None
+    run_sd: float | None = None  # run-to-run standard deviation from seed replicates; None: no replicates
+    replicate_dof: int = 0  # degrees of freedom of run_sd
+    # The points and each one's standard deviation (evaluation and run-to-run), for resampling the fit.
+    log2_x: tuple[float, ...] = field(default=(), repr=False)
+    y: tuple[float, ...] = field(default=(), repr=False)
+    y_sd: tuple[float, ...] = field(default=(), repr=False)
 
     def predict(self, x: float | np.ndarray) -> float | np.ndarray:
         return self.slope * np.log2(x) + self.intercept
 
+    def interval(self) -> tuple[float, float]:
+        """The slope's 95% interval; (slope, slope) when none was measured."""
+        if self.slope_low is None or self.slope_high is None:
+            return self.slope, self.slope
+        return self.slope_low, self.slope_high
+
     def describe(self, unit: str = "") -> str:
         r2 = f"R² = {self.r2:.2f}" if self.r2 is not None else "R² not meaningful"
-        return f"{self.slope:+.3g}{unit} per doubling, {r2} (n = {self.n})"
+        r2_ci = self.r2_interval()
+        r2 += f" [95% CI {r2_ci[0]:.2f}, {r2_ci[1]:.2f}]" if r2_ci else ""
+        if self.slope_low is None:
+            ci = " [no interval: no run logged one]"
+        else:
+            ci = f" [95% CI {self.slope_low:+.3g}, {self.slope_high:+.3g}]"
+        noise = (f"run-to-run sd {self.run_sd:.3g}{unit} from {self.replicate_dof} replicate dof"
+                 if self.run_sd is not None else "no seed replicates")
+        slope = round(self.slope, 9)  # so an exact zero prints as +0, not as float noise
+        return f"{slope:+.3g}{unit} per doubling{ci}, {r2} (n = {self.n} runs; {noise})"
+
+    def _redraw(self, draws: int, seed: int) -> np.ndarray:
+        """(draws, n) copies of the points' values, each redrawn from a normal of its sd."""
+        y, sd = np.array(self.y), np.array(self.y_sd)
+        return y + np.random.default_rng(seed).normal(size=(draws, len(y))) * sd
+
+    def resample(self, draws: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(slopes, intercepts) of `draws` refits with each point redrawn from a normal of its sd."""
+        lx, ys = np.array(self.log2_x), self._redraw(draws, seed)
+        slopes = ys @ _slope_weights(lx)
+        return slopes, ys.mean(axis=1) - slopes * lx.mean()
+
+    def r2_interval(self, draws: int = 4000, seed: int = 0) -> tuple[float, float] | None:
+        """R²'s 95% percentile interval over refits of redrawn points; None without R² or uncertainty."""
+        if self.r2 is None or not any(self.y_sd):
+            return None
+        lx, ys = np.array(self.log2_x), self._redraw(draws, seed)
+        slopes, intercepts = self.resample(draws, seed)
+        residual = np.sum((ys - (slopes[:, None] * lx + intercepts[:, None])) ** 2, axis=1)
+        total = np.sum((ys - ys.mean(axis=1, keepdims=True)) ** 2, axis=1)
+        low, high = np.quantile(1.0 - residual / total, [0.025, 0.975])
+        return float(low), float(high)
 
 
-def fit_log2(x: Sequence[float], y: Sequence[float]) -> Fit | None:
+def sd_from_interval(low: float | None, high: float | None) -> float:
+    """The standard deviation a symmetric normal 95% interval implies; 0.0 when it is missing."""
+    if not (_usable(low) and _usable(high)):
+        return 0.0
+    return max(0.0, (float(high) - float(low)) / (2 * Z95))
+
+
+def replicate_variance(y: Sequence[float], groups: Sequence[Hashable]) -> tuple[float, int]:
+    """Pooled within-group variance of `y` and its degrees of freedom (0.0, 0 when no group repeats)."""
+    sums: dict[Hashable, list[float]] = {}
+    for value, group in zip(y, groups):
+        sums.setdefault(group, []).append(float(value))
+    squares = sum(float(np.sum((np.array(v) - np.mean(v)) ** 2)) for v in sums.values())
+    dof = sum(len(v) - 1 for v in sums.values())
+    return (squares / dof, dof) if dof else (0.0, 0)
+
+
+def quantile(dof: int) -> float:
+    """The two-sided 95% quantile: Student's t when a variance was estimated from `dof` replicates."""
+    return float(student_t.ppf(0.5 + LEVEL / 2, dof)) if dof else Z95
+
+
+def _usable(value: Any) -> bool:
+    return value is not None and not math.isnan(float(value))
+
+
+def _slope_weights(lx: np.ndarray) -> np.ndarray:
+    """w with slope = w . y for the least-squares line through (lx, y)."""
+    centred = lx - lx.mean()
+    return centred / np.sum(centred**2)
+
+
+def fit_log2(x: Sequence[float], y: Sequence[float], y_sd: Sequence[float | None] | None = None,
+             groups: Sequence[Hashable] | None = None) -> Fit | None:
     """Fits y against log2(x), ignoring points where either is missing (None/NaN) or x <= 0.
 
+    `y_sd`: each point's evaluation standard deviation (None or missing: 0). `groups`: each point's design;
+    points of one design are seed replicates (default: every point its own design, so no replicates).
     Returns None when fewer than two usable points or x takes a single value (no line to fit).
     """
-    pairs = [
-        (float(a), float(b)) for a, b in zip(x, y)
-        if a is not None and b is not None and not math.isnan(float(a)) and not math.isnan(float(b)) and float(a) > 0
-    ]
-    if len(pairs) < 2:
+    y_sd = list(y_sd) if y_sd is not None else [None] * len(x)
+    groups = list(groups) if groups is not None else list(range(len(x)))
+    points = [(float(a), float(b), float(s) if _usable(s) else 0.0, g)
+              for a, b, s, g in zip(x, y, y_sd, groups) if _usable(a) and _usable(b) and float(a) > 0]
+    if len(points) < 2:
         return None
-    lx = np.log2([a for a, _ in pairs])
-    ly = np.array([b for _, b in pairs])
+    lx = np.log2([p[0] for p in points])
+    ly = np.array([p[1] for p in points])
     if np.ptp(lx) == 0:
         return None
     slope, intercept = np.polyfit(lx, ly, 1)
     residual = float(np.sum((ly - (slope * lx + intercept)) ** 2))
     total = float(np.sum((ly - ly.mean()) ** 2))
-    r2 = None
-    if len(pairs) >= MIN_POINTS and total > 0:
-        r2 = 1.0 - residual / total
-    return Fit(slope=float(slope), intercept=float(intercept), r2=r2, n=len(pairs))
+    r2 = 1.0 - residual / total if len(points) >= MIN_POINTS and total > 0 else None
+    run_var, dof = replicate_variance(ly, [p[3] for p in points])
+    point_var = np.array([p[2] for p in points]) ** 2 + run_var
+    slope_var = float(np.sum(_slope_weights(lx) ** 2 * point_var))
+    low = high = None
+    if slope_var > 0:
+        half = quantile(dof) * math.sqrt(slope_var)
+        low, high = float(slope) - half, float(slope) + half
+    return Fit(
+        slope=float(slope), intercept=float(intercept), r2=r2, n=len(points), slope_low=low, slope_high=high,
+        run_sd=math.sqrt(run_var) if dof else None, replicate_dof=dof,
+        log2_x=tuple(lx.tolist()), y=tuple(ly.tolist()), y_sd=tuple(np.sqrt(point_var).tolist()),
+    )
+
+
+def fit_rows(rows: list[dict[str, Any]], x_key: str, metric: str) -> Fit | None:
+    """`fit_log2` over a sweep's summary rows: y = row[metric], its interval from row[metric_lo / metric_hi]
+    and replicate groups from row["design"] (rows without one are each their own design)."""
+    points = [r for r in rows if r.get(metric) is not None and r.get(x_key) is not None]
+    return fit_log2(
+        [r[x_key] for r in points], [r[metric] for r in points],
+        [sd_from_interval(r.get(f"{metric}_lo"), r.get(f"{metric}_hi")) for r in points],
+        [r.get("design") or id(r) for r in points],
+    )

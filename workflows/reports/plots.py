@@ -1,8 +1,10 @@
 """The sweep's plots as PNG files (matplotlib, Agg backend: no display needed).
 
 - `metrics_vs_E.png`: each measured reconstruction metric against log2 E, one colour and one least-squares
-  line per patch size (per tubelet q x p for video), and the all-runs line, each with its R² in the legend:
-  the findings judge the law within each patch size, and the picture shows the same fits.
+  line per patch size (per tubelet q x p for video), and the all-runs line, each with its slope, the slope's
+  95% interval and R² in the legend: the findings judge the law within each patch size, and the picture
+  shows the same fits. Every point carries its run's 95% interval (bootstrap over validation samples) as an
+  error bar.
 - `metrics_vs_encoder.png`, `metrics_vs_decoder.png`: the same against encoder / decoder parameters.
 - `psnr_vs_rfid.png` (or `psnr_vs_lpips.png` when rFID is off): the distortion-perception trade-off.
 """
@@ -19,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from workflows.reports.findings import METRICS  # noqa: E402
-from workflows.reports.fits import fit_log2  # noqa: E402
+from workflows.reports.fits import Fit, fit_rows  # noqa: E402
 
 
 def _finished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -36,9 +38,19 @@ def family_label(row: dict[str, Any]) -> str:
     return f"p={row.get('p')}" if q == 1 else f"q x p={q}x{row.get('p')}"
 
 
-def _fit_label(fit) -> str:
+def _fit_label(fit: Fit) -> str:
     r2 = f"R²={fit.r2:.2f}" if fit.r2 is not None else "R² n/a (<3 pts)"
-    return f"{fit.slope:+.3g}/doubling, {r2}"
+    ci = f" [{fit.slope_low:+.2g}, {fit.slope_high:+.2g}]" if fit.slope_low is not None else ""
+    return f"{fit.slope:+.3g}{ci}/doubling, {r2}"
+
+
+def _error_bars(rows: list[dict[str, Any]], metric: str) -> np.ndarray:
+    """(2, n) distances from each value down to its interval's low end and up to its high end (0: none)."""
+    def gap(r, end, sign):
+        bound = r.get(f"{metric}_{end}")
+        return max(0.0, sign * (bound - r[metric])) if bound is not None else 0.0
+
+    return np.array([[gap(r, "lo", -1) for r in rows], [gap(r, "hi", 1) for r in rows]])
 
 
 def _scatter_with_fit(ax, rows: list[dict[str, Any]], x_key: str, metric: str, xlabel: str, group) -> None:
@@ -49,8 +61,9 @@ def _scatter_with_fit(ax, rows: list[dict[str, Any]], x_key: str, metric: str, x
         sub = [r for r in points if group(r) == name]
         colour = f"C{i}"
         xs = [r[x_key] for r in sub]
-        ax.scatter(xs, [r[metric] for r in sub], color=colour, zorder=3)
-        fit = fit_log2(xs, [r[metric] for r in sub])
+        ax.errorbar(xs, [r[metric] for r in sub], yerr=_error_bars(sub, metric), fmt="o", color=colour,
+                    capsize=2, markersize=4, zorder=3)
+        fit = fit_rows(sub, x_key, metric)
         if fit is not None and len(groups) > 1:
             line = np.geomspace(min(xs), max(xs), 50)
             ax.plot(line, fit.predict(line), "-", color=colour, alpha=0.8, label=f"{name}: {_fit_label(fit)}")
@@ -59,7 +72,7 @@ def _scatter_with_fit(ax, rows: list[dict[str, Any]], x_key: str, metric: str, x
     for r in points:
         ax.annotate(str(r.get("config", "")), (r[x_key], r[metric]), fontsize=6, alpha=0.7,
                     xytext=(3, 3), textcoords="offset points")
-    fit = fit_log2([r[x_key] for r in points], [r[metric] for r in points])
+    fit = fit_rows(points, x_key, metric)
     if fit is not None:
         xs = np.geomspace(min(r[x_key] for r in points), max(r[x_key] for r in points), 50)
         ax.plot(xs, fit.predict(xs), "--", color="gray", label=f"all runs: {_fit_label(fit)}")
@@ -95,7 +108,8 @@ def plot_tradeoff(rows: list[dict[str, Any]], folder: Path) -> Path | None:
         return None
     points = [r for r in rows if r.get(perceptual) is not None]
     fig, ax = plt.subplots(figsize=(4.5, 3.8))
-    ax.scatter([r[perceptual] for r in points], [r["PSNR"] for r in points], zorder=3)
+    ax.errorbar([r[perceptual] for r in points], [r["PSNR"] for r in points], xerr=_error_bars(points, perceptual),
+                yerr=_error_bars(points, "PSNR"), fmt="o", capsize=2, markersize=4, zorder=3)
     for r in points:
         ax.annotate(str(r.get("config", "")), (r[perceptual], r["PSNR"]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points")

@@ -10,23 +10,25 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from workflows.reports.findings import METRICS, judge_findings, findings_markdown
-from workflows.reports.fits import fit_log2
+from workflows.reports.fits import fit_rows
 from workflows.reports.plots import make_plots
 from workflows.reports.tables import rows_to_csv, rows_to_markdown
 from workflows.tracking import log_text_files
 
 
 def fit_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The log2 fits as parent-run metrics, so the dashboard can compare sweeps."""
+    """The log2 fits (slope, its 95% interval, R²) as parent-run metrics, so the dashboard can compare sweeps."""
     ok = [r for r in rows if r["status"] == "finished"]
     out: dict[str, float] = {}
     for x_key, x_name in (("E", "E"), ("encoder_params", "enc_params"), ("decoder_params", "dec_params")):
         for metric, _, _ in METRICS:
-            points = [r for r in ok if r.get(metric) is not None]
-            fit = fit_log2([r[x_key] for r in points], [r[metric] for r in points])
+            fit = fit_rows(ok, x_key, metric)
             if fit is None:
                 continue
             out[f"fit_{metric}_vs_log2_{x_name}_slope"] = fit.slope
+            if fit.slope_low is not None:
+                out[f"fit_{metric}_vs_log2_{x_name}_slope_low"] = fit.slope_low
+                out[f"fit_{metric}_vs_log2_{x_name}_slope_high"] = fit.slope_high
             if fit.r2 is not None:
                 out[f"fit_{metric}_vs_log2_{x_name}_r2"] = fit.r2
     return out
@@ -37,7 +39,7 @@ def publish_results(client: MlflowClient, parent_id: str, sweep_name: str, study
     """Logs the table, the plots, the fits and findings.md on the parent run; returns findings.md's text."""
     findings = judge_findings(rows, study)
     ok = sum(1 for r in rows if r["status"] == "finished")
-    text = findings_markdown(findings, sweep_name, study, len(rows), ok)
+    text = findings_markdown(findings, sweep_name, study, len(rows), ok, rows)
     log_text_files(client, parent_id, {"summary.csv": rows_to_csv(rows), "summary.md": rows_to_markdown(rows),
                                        "findings.md": text})
     with tempfile.TemporaryDirectory() as tmp:
