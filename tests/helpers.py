@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -64,3 +68,21 @@ def registered_step(storage: Path) -> int:
             return 0
         return int(latest.get("metrics", {}).get("step", 0))
     return 0
+
+
+def kill_a_worker_after_checkpoint(storage: Path, killed: list[int], timeout: float = 300) -> None:
+    """Waits until Ray Train has registered a checkpoint under `storage`, then SIGKILLs one Ray Train worker
+    process of this test's Ray (a child of this process: other Ray sessions may share the machine); appends
+    its pid and the registered step to `killed`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and registered_step(storage) == 0:
+        time.sleep(0.05)
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if any("RayTrainWorker" in part for part in proc.cmdline()):
+                step = registered_step(storage)
+                os.kill(proc.pid, signal.SIGKILL)
+                killed.extend([proc.pid, step])
+                return
+        except psutil.NoSuchProcess:
+            continue

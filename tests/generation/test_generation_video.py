@@ -11,40 +11,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import threading
-import time
 
 import numpy as np
-import psutil
 import pytest
 import torch
 from PIL import Image
 
 from tests.generation.conftest import cache, export_tokenizer, tokenizer_run
-from tests.helpers import registered_step
+from tests.helpers import kill_a_worker_after_checkpoint
 from vitok.generation import DiT
 from workflows.tracking import PARENT_TAG, MlflowClient, fetch_artifacts, find_children, prepare_tracking
 from workflows.train_generator import main
 
 STEPS, SAMPLES = 300, 6
-
-
-def kill_a_worker_after_checkpoint(storage, killed: list[int], timeout: float = 300) -> None:
-    """Waits until Ray Train has registered a checkpoint, then SIGKILLs this process's Ray Train worker."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and registered_step(storage) == 0:
-        time.sleep(0.05)
-    for proc in psutil.Process().children(recursive=True):  # only this test's Ray: others may share the machine
-        try:
-            if any("RayTrainWorker" in part for part in proc.cmdline()):
-                step = registered_step(storage)
-                os.kill(proc.pid, signal.SIGKILL)
-                killed.extend([proc.pid, step])
-                return
-        except psutil.NoSuchProcess:
-            continue
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,16 @@ MLflow run, with every step logged exactly once; the exported weights load and r
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
-import time
 
 import numpy as np
-import psutil
 import pytest
 import torch
 
 from data_prep.reader import read_tubelets
 from vitok import ViTok
 from vitok.metrics import psnr
-from tests.helpers import registered_step
+from tests.helpers import kill_a_worker_after_checkpoint
 from workflows.config import TrainConfig
 from workflows.training.evaluation import pixels_to_model_input
 from workflows.tracking import MlflowClient, prepare_tracking
@@ -25,23 +21,6 @@ from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration
 STEPS = 60
-
-
-def kill_a_worker_after_checkpoint(storage, killed: list[int], timeout: float = 300) -> None:
-    """Waits until Ray Train has registered a checkpoint, then SIGKILLs one Ray Train worker process."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and registered_step(storage) == 0:
-        time.sleep(0.1)
-    # Only this test's Ray (started by this process) counts: other Ray sessions may share the machine.
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if any("RayTrainWorker" in part for part in proc.cmdline()):
-                step = registered_step(storage)
-                os.kill(proc.pid, signal.SIGKILL)
-                killed.extend([proc.pid, step])
-                return
-        except psutil.NoSuchProcess:
-            continue
 
 
 def test_killed_worker_resumes_in_the_same_run(sample_shards, local_ray, tmp_path):
