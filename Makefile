@@ -4,6 +4,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DS_ACCELERATOR := cpu
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
+# DeepSpeed JIT-builds its CPU comm op on first use. A build cache per checkout (inside the venv, so `make
+# clean` clears it) keeps two checkouts from rebuilding each other's copy, and a lock left by a build that
+# was killed in another checkout from blocking this one's workers.
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/.venv/torch_extensions
 
 .PHONY: demo test install clean
 
