@@ -50,7 +50,7 @@ def test_patchify_roundtrip():
 
 @pytest.mark.parametrize(
     "name,needle",
-    [("Q-B/16", "valid sizes are N, T, S, B, L"), ("S-B", "bad ViTok name 'S-B'"), ("SB/16", "bad ViTok name"),
+    [("Q-B/16", "valid sizes are N, T, M, S, B, L"), ("S-B", "bad ViTok name 'S-B'"), ("SB/16", "bad ViTok name"),
      ("S-B/4x", "bad ViTok name"), ("S-B/0", "positive")],
 )
 def test_bad_names_raise_clear_errors(name, needle):
