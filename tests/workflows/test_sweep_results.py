@@ -121,6 +121,22 @@ def test_e_sweep_holds_when_psnr_and_ssim_rise_with_log_e():
     assert "E = 1024: p = 8 20.70 dB vs p = 16 20.20 dB: gap 0.50 dB [95% CI 0.08, 0.92 dB]" in "\n".join(patch.measured)
 
 
+def test_patch_size_gap_compares_the_means_of_seed_replicates():
+    # two seeds per (p, E): picking the single best and worst run would make the p = 8 / p = 16 gap at E = 1024
+    # 1.0 dB; the means are 0.5 dB apart, with the seeds' spread (sd 0.35 dB, 4 dof) in the interval
+    rows = []
+    for r in E_ROWS:
+        design = f"{r['p']}-{r['E']}"
+        rows += [with_ci(dict(r, config=f"{r['config']}s{s}", PSNR=r["PSNR"] + d, seed=s, design=design), 0.2)
+                 for s, d in ((0, 0.25), (1, -0.25))]
+    patch = judge_findings(rows, "e_sweep")[1]
+    (line,) = [m for m in patch.measured if m.startswith("E = 1024")]
+    assert "p = 8 20.70 dB (mean of 2 runs) vs p = 16 20.20 dB (mean of 2 runs): gap 0.50 dB" in line
+    low, high = (float(v) for v in line.split("[95% CI ")[1].split(" dB]")[0].split(", "))
+    sd = math.sqrt(2 * (2 * (0.2 / Z95) ** 2 / 4 + 0.125 / 2))  # each mean: its runs' eval noise + seed noise
+    assert (high - low) / 2 == pytest.approx(stats.t.ppf(0.975, 4) * sd, abs=0.01)
+
+
 def test_e_reconstruction_is_inconclusive_when_the_slope_interval_includes_zero():
     noisy = [with_ci(r, 3.0) for r in E_ROWS]  # +-3 dB per run: the 0.975 dB/doubling slope is not sure
     law = judge_findings(noisy, "e_sweep")[0]
