@@ -104,10 +104,11 @@ def covered(rows: list[dict[str, Any]], study: str = "") -> list[str]:
     return out
 
 
-def _law(rows: list[dict[str, Any]], x_key: str, label: str) -> tuple[list[str], list[str]]:
-    """Fits every measured metric against log2(row[x_key]) and judges each fit; returns (lines, verdicts)."""
+def _law(rows: list[dict[str, Any]], x_key: str, label: str,
+         metrics: list[tuple[str, int, str]] = METRICS) -> tuple[list[str], list[str]]:
+    """Fits each measured metric against log2(row[x_key]) and judges each fit; returns (lines, verdicts)."""
     lines, verdicts = [], []
-    for key, sign, unit in METRICS:
+    for key, sign, unit in metrics:
         points = _measured(rows, key)
         if not points:
             continue
@@ -151,23 +152,31 @@ def _families(rows: list[dict[str, Any]]) -> dict[tuple[int, Any], list[dict[str
     return out
 
 
-def e_reconstruction(rows: list[dict[str, Any]], paper: dict[str, Any], media: str = "image") -> Finding:
-    subset = [r for r in rows if r.get("media", "image") == media] or rows
-    families = _families(subset)
+def _family_laws(rows: list[dict[str, Any]], metrics: list[tuple[str, int, str]] = METRICS
+                 ) -> tuple[list[str], list[str]]:
+    """The log-E law judged within each tokenisation that has >= MIN_POINTS values of E (all runs together
+    when none has), and the all-runs fit for the record; returns (lines, verdicts)."""
+    families = _families(rows)
     lines, verdicts = [], []
-    for family, runs in sorted(families.items(), key=lambda kv: -len(kv[1])):
+    for family, runs in sorted(families.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         if len({r["E"] for r in runs}) < MIN_POINTS:
             continue
-        family_lines, family_verdicts = _law(runs, "E", "E")
+        family_lines, family_verdicts = _law(runs, "E", "E", metrics)
         lines += [f"{family_name(family)}: {line}" for line in family_lines]
         verdicts += family_verdicts
     if len(families) > 1:
-        lines += [f"all runs ({len(families)} tokenisations together, as the paper fits): {line}"
-                  for line in _law(subset, "E", "E")[0]]
+        lines += [f"all runs ({len(families)} tokenisations together, as the paper fits; not judged): "
+                  f"{line.split(' — ')[0]}" for line in _law(rows, "E", "E", metrics)[0]]
     if not verdicts:  # no single tokenisation has 3 values of E: fall back on all runs together
-        all_lines, verdicts = _law(subset, "E", "E")
+        all_lines, verdicts = _law(rows, "E", "E", metrics)
         if len(families) == 1:
             lines = all_lines
+    return lines, verdicts
+
+
+def e_reconstruction(rows: list[dict[str, Any]], paper: dict[str, Any], media: str = "image") -> Finding:
+    subset = [r for r in rows if r.get("media", "image") == media] or rows
+    lines, verdicts = _family_laws(subset)
     return Finding(
         "e_reconstruction", paper["claim"], paper["paper"], _combine(verdicts),
         f"within each tokenisation with >= {MIN_POINTS} values of E, each measured metric's slope against log2 E "
@@ -350,29 +359,51 @@ def _e_ratio(video_fit: Fit, image_fit: Fit, target: float) -> tuple[float, floa
     return 2.0**point, 2.0**low, 2.0**high
 
 
+def _e_ratios(video: list[dict[str, Any]], image: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """For each video tokenisation: how many times the image E it needs for equal PSNR, at a PSNR that both
+    the image runs and its runs reach (the middle of the overlap of their measured ranges: no extrapolation)."""
+    image = _measured(image, "PSNR")
+    image_fit = fit_rows(image, "E", "PSNR")
+    frames = max((r.get("frames") or 0 for r in video), default=0)
+    if image_fit is None or image_fit.slope <= 0 or frames <= 1:
+        return ["no image runs with a rising PSNR fit (or no frames per clip recorded) to compare against: the E "
+                "ratio is not measured"], []
+    image_psnr = [r["PSNR"] for r in image]
+    lines, verdicts = [], []
+    for family, runs in sorted(_families(_measured(video, "PSNR")).items()):
+        video_fit, name = fit_rows(runs, "E", "PSNR"), family_name(family)
+        video_psnr = [r["PSNR"] for r in runs]
+        low_end, high_end = max(min(image_psnr), min(video_psnr)), min(max(image_psnr), max(video_psnr))
+        if video_fit is None or video_fit.slope <= 0 or low_end > high_end:
+            lines.append(f"{name}: video PSNR {min(video_psnr):.2f}-{max(video_psnr):.2f} dB, image PSNR "
+                         f"{min(image_psnr):.2f}-{max(image_psnr):.2f} dB: no shared range on rising fits, so the "
+                         f"E ratio would be an extrapolation; not measured")
+            continue
+        target = (low_end + high_end) / 2
+        ratio, low, high = _e_ratio(video_fit, image_fit, target)
+        side = _against(low, high, frames)
+        verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
+        lines.append(f"{name}: at PSNR {target:.2f} dB video ({frames}-frame clips) needs {ratio:.3g}x the image E "
+                     f"{_ci(low, high, '.3g', 'x')} against {frames}x — {verdict}")
+        verdicts.append(verdict)
+    return lines, verdicts
+
+
 def video_compressibility(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
     video = [r for r in rows if r.get("media") == "video"]
     image = [r for r in rows if r.get("media", "image") == "image"]
-    rule = (f"holds when video PSNR follows log E (as e_reconstruction judges it: slope surely rising, R² surely "
-            f"above {R2_LAW}) and, where the sweep also has image runs, the E that video needs for the image runs' median "
-            f"PSNR is surely less than T x the image E, T the frames per clip (what video would need with no "
-            f"temporal redundancy; paper at T = 16: 4-8x); does not hold when surely more; inconclusive when the "
-            f"ratio's 95% interval straddles T")
-    lines, verdicts = _law(video, "E", "E (video)")
-    vfit, ifit = fit_rows(_measured(video, "PSNR"), "E", "PSNR"), fit_rows(_measured(image, "PSNR"), "E", "PSNR")
-    frames = max((r.get("frames") or 0 for r in video), default=0)
-    if vfit and ifit and vfit.slope > 0 and ifit.slope > 0 and frames > 1:
-        target = statistics.median(r["PSNR"] for r in _measured(image, "PSNR"))
-        ratio, low, high = _e_ratio(vfit, ifit, target)
-        side = _against(low, high, frames)
-        verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
-        lines.append(f"at PSNR {target:.2f} dB video ({frames}-frame clips) needs {ratio:.3g}x the image E "
-                     f"{_ci(low, high, '.3g', 'x')} against {frames}x — {verdict}")
-        verdicts.append(verdict)
-    else:
-        lines.append("no image runs with a rising PSNR fit (or no frames per clip recorded) to compare against: "
-                     "the E ratio is not measured")
-    return Finding("video_compressibility", paper["claim"], paper["paper"], _combine(verdicts), rule, lines)
+    rule = (f"holds when video PSNR follows log E within each tokenisation (as e_reconstruction judges it: slope "
+            f"surely rising, R² surely above {R2_LAW}) and, for each video tokenisation, the E it needs for a PSNR "
+            f"that it and the sweep's image runs both reach (the middle of their shared range) is surely less "
+            f"than T x the image E, T the frames per clip (what video would need with no temporal redundancy; "
+            f"paper at T = 16: 4-8x); does not hold when a law surely fails or a ratio is surely above T; "
+            f"inconclusive when an interval straddles its threshold, or when no ratio could be measured")
+    lines, verdicts = _family_laws(video, METRICS[:1])
+    ratio_lines, ratio_verdicts = _e_ratios(video, image)
+    verdict = _combine(verdicts + ratio_verdicts)
+    if verdict == HOLDS and not ratio_verdicts:  # the law alone does not settle a claim about the E ratio
+        verdict = INCONCLUSIVE
+    return Finding("video_compressibility", paper["claim"], paper["paper"], verdict, rule, lines + ratio_lines)
 
 
 def judge_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[str, Any] | None = None) -> list[Finding]:
