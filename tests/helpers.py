@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -10,7 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 
@@ -31,31 +34,67 @@ def free_port() -> int:
 
 
 class RayHead:
-    """A Ray head node on 127.0.0.1 with token auth, started with `ray start` for one test.
+    """A Ray head node on 127.0.0.1 with token auth, started with `ray start --block` for one test.
 
     The token is the test's own (what `ray get-auth-token --generate` makes for ~/.ray/auth_token), so the
     test neither reads nor changes the user's token. `env` is what the ray CLI and drivers need to join.
+    The head runs in its own process session and `stop` ends that process tree alone: `ray stop` would end
+    every Ray on the machine, a developer's own cluster or demo included.
     """
 
-    def __init__(self, folder: Path, num_cpus: int):
+    def __init__(self, folder: Path, num_cpus: int, timeout: float = 180):
         token_file = folder / "auth_token"
         token_file.write_text(secrets.token_hex(32))
         self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
         proc = run_cli("ray", "get-auth-token", env=self.env)
         assert proc.returncode == 0 and proc.stdout.strip() == token_file.read_text(), proc.stderr
         gcs_port, dash_port = free_port(), free_port()
-        proc = run_cli(
-            "ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
-            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port), "--num-cpus", str(num_cpus),
-            "--dashboard-agent-listen-port", str(free_port()),  # not the default 52365: other Rays may run
-            "--disable-usage-stats", env=self.env, timeout=180,
-        )
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         self.gcs_address = f"127.0.0.1:{gcs_port}"
         self.dashboard = f"http://127.0.0.1:{dash_port}"
+        log = folder / "ray-head.log"
+        with open(log, "w") as out:
+            self.process = subprocess.Popen(
+                [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                 "--port", str(gcs_port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port),
+                 "--num-cpus", str(num_cpus),
+                 "--dashboard-agent-listen-port", str(free_port()),  # not the default 52365: other Rays may run
+                 "--disable-usage-stats"],
+                env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **self.env},
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,  # jobs' `python` is the venv's
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"the Ray head did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+
+    def answers(self) -> bool:
+        try:
+            return run_cli("ray", "status", "--address", self.gcs_address, env=self.env, timeout=60).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def stop(self) -> None:
-        run_cli("ray", "stop", "--force", env=self.env, timeout=120)
+        kill_process_tree(self.process)
+
+
+def kill_process_tree(process: subprocess.Popen) -> None:
+    """SIGKILLs a process started in its own session, its session's group and every process below it."""
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for proc in tree:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
 
 
 def registered_step(storage: Path) -> int:
@@ -86,3 +125,40 @@ def kill_a_worker_after_checkpoint(storage: Path, killed: list[int], timeout: fl
                 return
         except psutil.NoSuchProcess:
             continue
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path, store: str | None = None, timeout: float = 120) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 for one test; yields its URL.
+
+    By default a fresh SQLite store and artifact folder in `folder`; `store` serves an existing store instead
+    (its artifacts where its experiments say). The server runs in its own session, ended with its children.
+    """
+    port = free_port()
+    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", store or f"sqlite:///{folder / 'server.db'}",
+               "--host", "127.0.0.1", "--port", str(port)]
+    if store is None:
+        command += ["--artifacts-destination", str(folder / "artifacts")]
+    log = folder / "mlflow-server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"mlflow server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
+import tempfile
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, free_port
+from tests.helpers import mlflow_server
 from workflows.tracking import find_children, runs_page_url
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -39,23 +37,6 @@ def browser_missing() -> str | None:
     except ImportError:
         return "the playwright package is not installed"
     return None
-
-
-def serve(store: str, port: int) -> subprocess.Popen:
-    """`mlflow ui` on 127.0.0.1:port, waited for until it answers (at most 90 s)."""
-    proc = subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", store, "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow ui exited with code {proc.returncode}")
-            time.sleep(0.5)
-    proc.kill()
-    raise TimeoutError(f"mlflow ui did not answer on port {port} within 90 s")
 
 
 def visible_runs(url: str, parent: str, names: list[str], screenshot: Path) -> set[str]:
@@ -94,14 +75,9 @@ def check_dashboard(store: str, experiment: str, sweep: str, screenshot: Path) -
         raise LookupError(f"{store}: no parent run of sweep '{sweep}'")
     children = sorted(find_children(client, found.experiment_id, parents[0].info.run_id))
     expected = {sweep, *children}
-    port = free_port()
-    server = serve(store, port)
-    try:
-        url = runs_page_url(f"http://127.0.0.1:{port}", found.experiment_id)
+    with tempfile.TemporaryDirectory() as folder, mlflow_server(Path(folder), store=store) as server:
+        url = runs_page_url(server, found.experiment_id)
         return expected, visible_runs(url, sweep, sorted(expected), screenshot)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:

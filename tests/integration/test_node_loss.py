@@ -6,7 +6,6 @@ run, with every step logged once."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,18 +17,10 @@ import ray
 
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import BIN, REPO, RayHead, registered_step, run_cli
+from tests.helpers import BIN, REPO, RayHead, kill_process_tree, registered_step, run_cli
 
 pytestmark = pytest.mark.integration
 STEPS = 24
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
 
 
 def kill_node_after_checkpoint(node: subprocess.Popen, storage, record: dict, timeout: float = 600) -> None:
@@ -37,19 +28,11 @@ def kill_node_after_checkpoint(node: subprocess.Popen, storage, record: dict, ti
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and registered_step(storage) == 0:
         time.sleep(0.2)
-    processes = tree(node.pid)
+    processes = [psutil.Process(node.pid), *psutil.Process(node.pid).children(recursive=True)]
     record["train_workers_on_node"] = sum(
         1 for p in processes if any("RayTrainWorker" in part for part in p.cmdline()))
     record["step_before_kill"] = registered_step(storage)
-    for proc in processes:
-        try:
-            proc.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    try:
-        os.killpg(node.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_process_tree(node)
 
 
 def alive_nodes(head: RayHead) -> int:
@@ -77,7 +60,7 @@ def two_nodes(tmp_path):
         yield head, node
     finally:
         if node.poll() is None:
-            os.killpg(node.pid, signal.SIGKILL)
+            kill_process_tree(node)
         head.stop()
 
 

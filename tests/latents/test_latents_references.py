@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 
 import boto3
 import numpy as np
@@ -22,7 +17,7 @@ import torch
 import yaml
 from moto.server import ThreadedMotoServer
 
-from tests.helpers import BIN, free_port
+from tests.helpers import mlflow_server as mlflow_server_at
 from vitok import ViTok
 from workflows import scale_sweep
 from workflows.cache_latents import main as cache_latents_cli
@@ -55,34 +50,8 @@ def exports(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
-         "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"mlflow server did not start:\n{(tmp / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    with mlflow_server_at(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
