@@ -97,23 +97,28 @@ class WeightsSection:
     i3d: str = ""  # I3D feature extractor, TorchScript (rFVD, video only)
 
 
+class ValidatedConfig:
+    """Built from a nested dict with every key and type checked (`_build`), then the config's own `validate`;
+    `where` (default: the class's `SOURCE`) names the input in the one-line errors."""
+
+    SOURCE = "config"
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str | None = None):
+        where = where or cls.SOURCE
+        config = _build(cls, raw, where)
+        config.validate(where)
+        return config
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(ValidatedConfig):
     name: str = "run"  # run name; also the Ray Train run name and the MLflow child run name
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
     weights: WeightsSection = field(default_factory=WeightsSection)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> "TrainConfig":
-        config = _build(cls, raw, where)
-        config.validate(where)
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def flat(self) -> dict[str, Any]:
         """`section.key` -> value, the form logged as MLflow params."""
@@ -231,7 +236,7 @@ LATENT_NORMALIZATIONS = ("channel", "scale")
 
 
 @dataclass
-class GenerationConfig:
+class GenerationConfig(ValidatedConfig):
     """The generation probe of one tokenizer: a DiT trained with flow matching on the tokenizer's cached
     latents, then N samples decoded to pixels and scored against held-out reals (workflows/generation/).
 
@@ -239,6 +244,8 @@ class GenerationConfig:
     TrainConfig is validated (one-line ConfigError naming the key). The model names the DiT variant; whether it
     is class-conditional is read off the latents (labels or not), not configured.
     """
+
+    SOURCE = "generation"
 
     name: str = "generator"  # MLflow run name under the tokenizer's run; re-using it resumes or skips that run
     model: str = "DiT-N/1"  # `DiT-{N,T,S,B,L,XL}/{p}` or `/{q}x{p}`: size and latent cells per token
@@ -271,15 +278,6 @@ class GenerationConfig:
     # larger caches stream beside the workers (a CPU for Ray Data's read tasks is then needed).
     cache_max_bytes: int = 1 << 30
     weights: WeightsSection = field(default_factory=WeightsSection)  # inception: gFID; i3d: gFVD (lpips unused)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str = "generation") -> "GenerationConfig":
-        config = _build(cls, raw, where)
-        config.validate(where)
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def flat(self) -> dict[str, Any]:
         """`generation.key` -> value (weights as `generation.weights.key`), the form logged as MLflow params."""

@@ -194,18 +194,12 @@ def open_parent(client: MlflowClient, experiment_id: str, sweep: str, params: di
 
 
 def model_export_location(client: MlflowClient, run_id: str, cache_dir: Path) -> str:
-    """Where a finished run's model export (its `model/` artifact) can be loaded from by trainers: the
-    artifact store's own path when trainers can read it, else a copy downloaded into `cache_dir`."""
-    uri = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/model"
-    if uri.startswith("file://"):
-        return uri[len("file://"):]
-    if uri.startswith(("s3://", "/")):
+    """Where a finished run's model export (its `model/` artifact) can be loaded from by trainers: s3://
+    as it is (every worker reads it), a local store's own folder, else a copy downloaded into `cache_dir`."""
+    uri = f"{run_by_id(client, run_id).info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
+    if uri.startswith("s3://"):
         return uri
-    from mlflow.artifacts import download_artifacts  # mlflow-artifacts:/ (a tracking server's proxy), etc.
-
-    target = Path(cache_dir).resolve() / run_id
-    target.mkdir(parents=True, exist_ok=True)
-    return download_artifacts(artifact_uri=uri, dst_path=str(target), tracking_uri=client.tracking_uri)
+    return str(fetch_artifacts(client, uri, Path(cache_dir).resolve() / run_id))
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
@@ -356,12 +350,7 @@ def find_model_version(client: MlflowClient, name: str, version: str | None = No
 
 def run_artifact_uri(client: MlflowClient, run_id: str, path: str) -> str:
     """The URI of artifact `path` of run `run_id`; LookupError when the run or the artifact does not exist."""
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise LookupError(f"no run with id {run_id} in {client.tracking_uri}") from None
+    run = run_by_id(client, run_id)
     if not client.list_artifacts(run_id, path):
         raise LookupError(f"run {run_id} has no artifact '{path}'")
     return f"{run.info.artifact_uri.rstrip('/')}/{path}"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitok.generation import LatentStats, RunningLatentStats
+from vitok.generation import LatentStats
 
 
 def latents(seed: int = 0) -> torch.Tensor:
@@ -25,24 +25,6 @@ def test_stats_equal_numpy():
     np.testing.assert_allclose(stats.channel_std, cells.std(0), rtol=1e-12)
     np.testing.assert_allclose(stats.scale, 1 / cells.std(), rtol=1e-12)
     np.testing.assert_allclose(stats.shift, cells.mean(), rtol=1e-12)
-
-
-def test_running_stats_over_batches_and_workers_match():
-    z = latents()
-    first, second = RunningLatentStats(5), RunningLatentStats(5)
-    for batch in z[:4].split(3):
-        first.update(batch)
-    second.update(z[4:])  # another worker's share
-    reference = LatentStats.from_latents(z)
-    first.merge(second)
-    assert first.count == 6 * 2 * 3 * 4
-    merged = first.stats()
-    np.testing.assert_allclose(merged.channel_mean, reference.channel_mean, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(merged.channel_std, reference.channel_std, rtol=1e-9)
-    np.testing.assert_allclose(merged.scale, reference.scale, rtol=1e-9)
-    np.testing.assert_allclose(merged.shift, reference.shift, rtol=1e-9)
-    with pytest.raises(ValueError):
-        RunningLatentStats(5).stats()
 
 
 def test_channel_normalisation_whitens_each_channel_and_inverts():

@@ -106,37 +106,3 @@ class LatentStats:
         """The inverse of `normalize`: generator samples -> latents for `ViTok.decode`."""
         shift, divisor = self._affine(latents, mode)
         return (latents.float() * divisor + shift).type_as(latents)
-
-
-class RunningLatentStats:
-    """LatentStats accumulated over batches (float64 sums), mergeable across workers or shards.
-
-    `update` per batch of latents (..., c); `merge` another accumulator's totals; `stats()` at the end.
-    """
-
-    def __init__(self, channels: int):
-        self.count = 0  # latent cells seen
-        self.total = torch.zeros(channels, dtype=torch.float64)  # (c,) sum of values
-        self.total_sq = torch.zeros(channels, dtype=torch.float64)  # (c,) sum of squared values
-
-    def update(self, latents: torch.Tensor) -> None:
-        cells = latents.detach().to(device="cpu", dtype=torch.float64).reshape(-1, self.total.shape[0])
-        self.count += cells.shape[0]
-        self.total += cells.sum(0)
-        self.total_sq += cells.pow(2).sum(0)
-
-    def merge(self, other: "RunningLatentStats") -> None:
-        self.count += other.count
-        self.total += other.total
-        self.total_sq += other.total_sq
-
-    def stats(self) -> LatentStats:
-        if self.count < 1:
-            raise ValueError("no latents seen")
-        mean = self.total / self.count  # (c,)
-        variance = (self.total_sq / self.count - mean.pow(2)).clamp(min=0)  # (c,)
-        # All values together: the global mean is the mean of the channel means (every channel has `count`
-        # cells), and E[z^2] over everything is the mean of the channels' E[z^2].
-        global_variance = (self.total_sq.sum() / (self.count * mean.numel()) - mean.mean().pow(2)).clamp(min=0)
-        return LatentStats(tuple(mean.tolist()), tuple(variance.sqrt().tolist()), float(global_variance.rsqrt()),
-                           float(mean.mean()))  # fmt: skip
