@@ -20,21 +20,19 @@ between runs on a shared machine; the ratios are measured in one run.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-import psutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run as a script: make the repository importable
 
+from bench.harness import environment, measure_child  # noqa: E402
 from bench.prep_throughput import build_corpus  # noqa: E402
 
 PREP = ["--frames", "8", "--size", "64", "--fps", "8", "--images-per-unit", "64", "--videos-per-unit", "8"]
@@ -71,7 +69,7 @@ def child_pipeline(shards: str, tokenizer: str, output: str, batch_size: int, cp
     from workflows.latents.pipeline import cache_latents
 
     t0 = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING")  # never a running cluster
     started = time.perf_counter()
     summary = cache_latents(shards, tokenizer, output, CacheOptions(batch_size=batch_size))
     seconds = time.perf_counter() - started
@@ -82,48 +80,10 @@ def child_pipeline(shards: str, tokenizer: str, output: str, batch_size: int, cp
 
 
 def measure(args: list[str], cores: list[int]) -> dict:
-    """Run this file as a child pinned to `cores`; return its JSON result plus the tree's peak RSS and the
-    share of the cores' time that processes outside the tree used meanwhile (`foreign_cpu_share`)."""
-    cmd = [sys.executable, __file__, "_child", json.dumps(cores), *args]
-    busy_before, start = _busy_seconds(cores), time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
-    root = psutil.Process(proc.pid)
-    peak, cpu = 0, {}
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            break
-        peak = max(peak, sum(_rss(p) for p in tree))
-        for p in tree:
-            try:
-                t = p.cpu_times()
-                cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
-            except psutil.Error:
-                pass
-        time.sleep(0.1)
-    proc.wait()
-    wall, busy = time.monotonic() - start, _busy_seconds(cores) - busy_before
-    out = proc.stdout.read().decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd}: exit {proc.returncode}")
-    result = json.loads(out.strip().splitlines()[-1])
+    """`measure_child` of this script, with the latents' rate."""
+    result = measure_child(__file__, args, cores)
     result["latents_per_s"] = round(result["latents"] / result["seconds"], 2)
-    result["peak_rss_mb"] = round(peak / 2**20, 1)
-    result["foreign_cpu_share"] = round(max(0.0, busy - sum(cpu.values())) / (wall * len(cores)), 3)
     return result
-
-
-def _busy_seconds(cores: list[int]) -> float:
-    per_cpu = psutil.cpu_times(percpu=True)
-    return sum(per_cpu[c].user + per_cpu[c].system + per_cpu[c].nice for c in cores)
-
-
-def _rss(p: psutil.Process) -> int:
-    try:
-        return p.memory_info().rss
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return 0
 
 
 def prepare(corpus: str, shards: str) -> dict:
@@ -132,20 +92,6 @@ def prepare(corpus: str, shards: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"data prep of {corpus} failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def environment() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "workflows/latents", "bench", "vitok"],
-                                capture_output=True, text=True, cwd=REPO).stdout.strip())  # fmt: skip
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit + ("-dirty" if dirty else ""),
-        "hardware": {"cpu": cpu or platform.processor(), "cores": len(os.sched_getaffinity(0)),
-                     "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},  # fmt: skip
-        "python": platform.python_version(),
-    }
 
 
 def main() -> int:
@@ -187,7 +133,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {
-        **environment(),
+        **environment(["workflows/latents", "bench", "vitok"]),
         "tokenizer": {"variant": args.variant, "channels": args.channels, "batch_size": args.batch_size},
         "tubelets": {"prep": " ".join(PREP), "corpus": {**base, "tubelets": base_prep["tubelets"]},
                      "corpus_large": {**large, "tubelets": large_prep["tubelets"]}},  # fmt: skip

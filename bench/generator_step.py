@@ -15,11 +15,8 @@ autocast, plus the DiT paper's reference workload DiT-XL/2 on 32x32x4 latents. P
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +25,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.harness import environment as harness_environment  # noqa: E402
 sys.path.insert(0, str(REPO / "bench"))
 
 from model_step import matmul_peak, sync  # noqa: E402
@@ -49,20 +48,11 @@ QUICK_WORKLOADS = (
 
 
 def environment(device: torch.device) -> dict:
-    run = lambda *cmd: subprocess.run(cmd, capture_output=True, text=True, cwd=REPO).stdout.strip()  # noqa: E731
-    dirty = bool(run("git", "status", "--porcelain", "--", "vitok", "bench/generator_step.py", "bench/model_step.py"))
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
-    hardware = {"cpu": cpu or platform.processor(), "cores": len(os.sched_getaffinity(0)),
-                "torch_threads": torch.get_num_threads()}  # fmt: skip
+    env = harness_environment(["vitok", "bench/generator_step.py", "bench/model_step.py"])
+    env["hardware"]["torch_threads"] = torch.get_num_threads()
     if device.type == "cuda":
-        hardware["gpu"] = torch.cuda.get_device_name(device)
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": run("git", "rev-parse", "HEAD") + ("-dirty" if dirty else ""),
-        "hardware": hardware,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
+        env["hardware"]["gpu"] = torch.cuda.get_device_name(device)
+    return {**env, "torch": torch.__version__}
 
 
 def step_rate(

@@ -13,11 +13,8 @@ bf16 autocast (SDPA picks its fused kernels); the fp32 CPU run uses no autocast.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +23,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.harness import environment as harness_environment  # noqa: E402
 
 from vitok import ViTok, ViTokConfig  # noqa: E402
 from vitok.config import token_grid  # noqa: E402
@@ -38,20 +37,11 @@ QUICK_WORKLOADS = (("T-T/8", 64, 4, 16), ("S-B/16", 128, 1, 8))
 
 
 def environment(device: torch.device) -> dict:
-    run = lambda *cmd: subprocess.run(cmd, capture_output=True, text=True, cwd=REPO).stdout.strip()  # noqa: E731
-    dirty = bool(run("git", "status", "--porcelain", "--", "vitok", "bench/model_step.py"))
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
-    hardware = {"cpu": cpu or platform.processor(), "cores": len(os.sched_getaffinity(0)),
-                "torch_threads": torch.get_num_threads()}  # fmt: skip
+    env = harness_environment(["vitok", "bench/model_step.py"])
+    env["hardware"]["torch_threads"] = torch.get_num_threads()
     if device.type == "cuda":
-        hardware["gpu"] = torch.cuda.get_device_name(device)
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": run("git", "rev-parse", "HEAD") + ("-dirty" if dirty else ""),
-        "hardware": hardware,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
+        env["hardware"]["gpu"] = torch.cuda.get_device_name(device)
+    return {**env, "torch": torch.__version__}
 
 
 def sync(device: torch.device) -> None:

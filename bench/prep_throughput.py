@@ -16,22 +16,21 @@ so content dedup keeps every copy. Usage: python bench/prep_throughput.py [--cop
 from __future__ import annotations
 
 import argparse
-import datetime
 import glob
 import json
 import os
-import platform
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 
-import psutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run as a script: make the repository importable
+
+from bench.harness import environment, measure_child  # noqa: E402
+
 UNIT_SIZES = {"images_per_unit": 64, "videos_per_unit": 16}  # shards of a few MB: per-unit costs amortise
 
 
@@ -87,7 +86,7 @@ def child_pipeline(corpus: str, output: str, cpus: int) -> dict:
     from data_prep import load_manifest, run
 
     t0 = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="WARNING")  # never a running cluster
     started = time.perf_counter()
     totals = run(corpus, output, **UNIT_SIZES)
     seconds = time.perf_counter() - started
@@ -98,70 +97,9 @@ def child_pipeline(corpus: str, output: str, cpus: int) -> dict:
             "units": manifest["units"], "decoders": manifest["decoders"]}  # fmt: skip
 
 
-def measure(args: list[str], cores: list[int]) -> dict:
-    """Run this file as a child pinned to `cores`; return its JSON result plus the tree's peak RSS.
-
-    Also reports `foreign_cpu_share`: the share of the pinned cores' time that processes outside the
-    child's tree used meanwhile (other work on a shared machine); figures taken under load are low.
-    """
-    cmd = [sys.executable, __file__, "_child", json.dumps(cores), *args]
-    busy_before, start = _busy_seconds(cores), time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
-    root = psutil.Process(proc.pid)
-    peak, cpu = 0, {}
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            break
-        peak = max(peak, sum(_rss(p) for p in tree))
-        for p in tree:
-            try:
-                t = p.cpu_times()
-                cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
-            except psutil.Error:
-                pass
-        time.sleep(0.1)
-    proc.wait()
-    wall, busy = time.monotonic() - start, _busy_seconds(cores) - busy_before
-    out = proc.stdout.read().decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd}: exit {proc.returncode}")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(peak / 2**20, 1)
-    result["foreign_cpu_share"] = round(max(0.0, busy - sum(cpu.values())) / (wall * len(cores)), 3)
-    return result
-
-
-def _busy_seconds(cores: list[int]) -> float:
-    per_cpu = psutil.cpu_times(percpu=True)
-    return sum(per_cpu[c].user + per_cpu[c].system + per_cpu[c].nice for c in cores)
-
-
-def _rss(p: psutil.Process) -> int:
-    try:
-        return p.memory_info().rss
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return 0
-
-
 def rates(r: dict) -> dict:
     per_s = {f"{k}_per_s": round(r[k] / r["seconds"], 1) for k in ("tubelets", "frames")}
     return {**r, **per_s}
-
-
-def environment() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "data_prep", "bench"], capture_output=True,
-                                text=True, cwd=REPO).stdout.strip())  # fmt: skip
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit + ("-dirty" if dirty else ""),
-        "hardware": {"cpu": cpu or platform.processor(), "cores": len(os.sched_getaffinity(0)),
-                     "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},  # fmt: skip
-        "python": platform.python_version(),
-    }
 
 
 def main() -> int:
@@ -183,15 +121,15 @@ def main() -> int:
     try:
         sample = build_sample_corpus(os.path.join(work, "sample"))["path"]
         base = build_corpus(sample, os.path.join(work, "base"), args.copies)
-        plain = rates(measure(["plain", os.path.join(work, "base")], cores))
-        pipe2 = rates(measure(["pipeline", os.path.join(work, "base"), os.path.join(work, "out2")], cores))
-        pipe1 = rates(measure(["pipeline", os.path.join(work, "base"), os.path.join(work, "out1")], cores[:1]))
+        plain = rates(measure_child(__file__, ["plain", os.path.join(work, "base")], cores))
+        pipe2 = rates(measure_child(__file__, ["pipeline", os.path.join(work, "base"), os.path.join(work, "out2")], cores))
+        pipe1 = rates(measure_child(__file__, ["pipeline", os.path.join(work, "base"), os.path.join(work, "out1")], cores[:1]))
         large = build_corpus(sample, os.path.join(work, "large"), args.copies * args.scale)
-        pipe_large = rates(measure(["pipeline", os.path.join(work, "large"), os.path.join(work, "outL")], cores))
+        pipe_large = rates(measure_child(__file__, ["pipeline", os.path.join(work, "large"), os.path.join(work, "outL")], cores))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {
-        **environment(),
+        **environment(["data_prep", "bench"]),
         "params": {"frames": 8, "size": 64, "fps": 8.0, "max_clips": 4, **UNIT_SIZES},
         "corpus": {**base, "copies_of_sample": args.copies},
         "corpus_large": {**large, "copies_of_sample": args.copies * args.scale},

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +32,7 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 import ray  # noqa: E402
 import torch  # noqa: E402
 
+from bench.harness import environment as harness_environment  # noqa: E402
 from data_prep.pipeline import run as prepare_shards  # noqa: E402
 from data_prep.ray_session import connect_ray  # noqa: E402
 from data_prep.reader import read_tubelets  # noqa: E402
@@ -105,16 +103,8 @@ def trainer(config: TrainConfig, tracking: Path) -> dict:
 
 
 def environment() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "hardware": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None},
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-    }
+    env = harness_environment(["vitok", "workflows", "bench/train_step.py"])
+    return {**env, "torch": torch.__version__, "ray": ray.__version__}
 
 
 def main(argv: list[str] | None = None) -> int:

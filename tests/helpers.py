@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -77,6 +78,11 @@ class RayHead:
 
     def stop(self) -> None:
         kill_process_tree(self.process)
+        # `ray stop` would also remove the note of the latest cluster, which `ray.init()` without an address
+        # (a tool outside this project) would otherwise try to join.
+        latest = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if latest.is_file() and latest.read_text().strip().endswith(":" + self.gcs_address.rsplit(":", 1)[1]):
+            latest.unlink()
 
 
 def kill_process_tree(process: subprocess.Popen) -> None:
