@@ -144,3 +144,33 @@ def test_flat_images_are_far_not_nan():
     flat = np.full((8, 32, 32, 3), 128, dtype=np.uint8)
     result = multiscale_swd(varied, flat)
     assert np.isfinite(result["swd"]) and result["swd"] > multiscale_swd(varied, varied[::-1].copy())["swd"]
+
+
+def test_the_interval_is_centred_on_the_value_and_separates_what_the_value_separates():
+    from vitok.generation import PatchDescriptors, swd_between, swd_interval
+
+    g = np.random.default_rng(0)
+    real = g.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+
+    def descriptors(images, seed):
+        out = PatchDescriptors(seed=seed)
+        out.update(images)
+        return out
+
+    def noisy(sd):
+        return descriptors(np.clip(real + g.normal(0, sd, real.shape), 0, 255).astype(np.uint8), 1)
+
+    reals = descriptors(real, 0)
+    near, far = noisy(10), noisy(80)
+    low, high = swd_interval(reals, near, groups=8)
+    assert low < swd_between(reals, near)["swd"] < high
+    assert (low + high) / 2 == pytest.approx(swd_between(reals, near)["swd"])
+    far_low, _ = swd_interval(reals, far, groups=8)
+    assert high < far_low  # far more noise: the intervals do not overlap
+    clips = descriptors(g.integers(0, 256, (6, 3, 16, 16, 3), dtype=np.uint8), 0)
+    assert (clips.items, clips.frames) == (6, 3)
+    other = descriptors(g.integers(0, 256, (6, 3, 16, 16, 3), dtype=np.uint8), 1)
+    low, high = swd_interval(clips, other, groups=3)  # whole clips are left out, frames stay together
+    assert low <= high
+    with pytest.raises(ValueError, match="equally many items"):
+        swd_interval(reals, clips)

@@ -5,10 +5,10 @@ from .dit import DiT, DiTConfig
 from .flops import dit_forward_macs, dit_stats
 from .flow import euler, flow_matching_loss, guided_velocity, heun, interpolate, sample, velocity_target
 from .latents import LatentStats
-from .swd import PatchDescriptors, multiscale_swd, swd_between
+from .swd import PatchDescriptors, multiscale_swd, swd_between, swd_interval
 
 __all__ = [
     "DiT", "DiTConfig", "LatentStats", "PatchDescriptors", "dit_forward_macs", "dit_stats",
     "euler", "flow_matching_loss", "guided_velocity", "heun", "interpolate", "multiscale_swd", "sample",
-    "swd_between", "velocity_target",
+    "swd_between", "swd_interval", "velocity_target",
 ]  # fmt: skip

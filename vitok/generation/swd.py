@@ -160,25 +160,35 @@ class PatchDescriptors:
         self.patch_size = patch_size  # side of a patch (reference: 7)
         self.generator = torch.Generator().manual_seed(seed)  # patch positions
         self.resolutions: list[int] | None = None  # fixed by the first batch
-        self.levels: list[list[torch.Tensor]] = []  # per level, the raw patches of each batch
+        self.levels: list[list[torch.Tensor]] = []  # per level, the raw patches of each batch, item by item
+        self.items = 0  # images or clips added
+        self.frames: int | None = None  # frames per item (1 for images), fixed by the first batch
 
     def update(self, images: torch.Tensor | np.ndarray) -> None:
         """Add images (N, H, W, 3) or clips (N, T, H, W, 3), uint8 or float in [-1, 1]."""
         x = to_pixels(images)
+        frames = len(x) // len(images)
         resolutions = pyramid_resolutions(*x.shape[-2:])
         if self.resolutions is None:
-            self.resolutions, self.levels = resolutions, [[] for _ in resolutions]
-        elif resolutions != self.resolutions:
-            raise ValueError(f"image size changed: pyramid levels {resolutions}, earlier {self.resolutions}")
+            self.resolutions, self.levels, self.frames = resolutions, [[] for _ in resolutions], frames
+        elif (resolutions, frames) != (self.resolutions, self.frames):
+            raise ValueError(f"item shape changed: {frames} frames, pyramid levels {resolutions}; earlier "
+                             f"{self.frames} frames, {self.resolutions}")
+        self.items += len(images)
         for stored, level in zip(self.levels, laplacian_pyramid(x, len(resolutions))):
             patches = random_patches(level, self.patches_per_image, self.patch_size, self.generator)
             stored.append(patches.cpu())
 
-    def descriptors(self) -> list[torch.Tensor]:
-        """Per level, finest first, the set's normalised descriptors (M, 3 * size * size)."""
+    def descriptors(self, items: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per level, finest first, the set's normalised descriptors (M, 3 * size * size); with `items` (indices,
+        repeats allowed), those of the items listed, as a bootstrap redraw of the set."""
         if self.resolutions is None:
             raise ValueError("no images seen")
-        return [normalize_descriptors(torch.cat(level)) for level in self.levels]
+        levels = [torch.cat(level) for level in self.levels]
+        if items is not None:  # an item's rows are contiguous: its frames, each with patches_per_image rows
+            per_item = self.frames * self.patches_per_image
+            levels = [level[(items[:, None] * per_item + torch.arange(per_item)).flatten()] for level in levels]
+        return [normalize_descriptors(level) for level in levels]
 
 
 def swd_between(
@@ -190,14 +200,50 @@ def swd_between(
     """
     if first.resolutions != second.resolutions:
         raise ValueError(f"pyramid levels differ: {first.resolutions} vs {second.resolutions}")
-    generator = torch.Generator().manual_seed(seed)
+    return _swd(first.resolutions, first.descriptors(), second.descriptors(), repeats, directions,
+                torch.Generator().manual_seed(seed))
+
+
+def _swd(resolutions: list[int], first: list[torch.Tensor], second: list[torch.Tensor], repeats: int, directions: int,
+         generator: torch.Generator) -> dict[str, float]:  # fmt: skip
     result = {}
-    for resolution, a, b in zip(first.resolutions, first.descriptors(), second.descriptors()):
+    for resolution, a, b in zip(resolutions, first, second):
         m = min(len(a), len(b))
         a, b = (d[torch.randperm(len(d), generator=generator)[:m]] if len(d) > m else d for d in (a, b))
         result[f"swd_{resolution}"] = 1e3 * sliced_wasserstein(a, b, repeats, directions, generator)
     result["swd"] = float(np.mean(list(result.values())))
     return result
+
+
+def swd_interval(
+    first: PatchDescriptors, second: PatchDescriptors, groups: int = 10, repeats: int = 4, directions: int = 128,
+    seed: int = 0,
+) -> tuple[float, float]:  # fmt: skip
+    """A 95% interval of the multi-scale SWD (`swd`, x 1e3) between two sets of equally many items: the value
+    +- 1.96 delete-a-group jackknife standard deviations.
+
+    The items (images, or clips with all their frames) are split into `groups`; each replicate leaves one group
+    out of both sets and recomputes the metric with the same directions, so the spread is that of the samples,
+    not of the random directions. Why not the bootstrap: a redraw with replacement repeats items, and repeated
+    patches alone raise the distance (on 64 images the whole bootstrap interval lay above the value). On
+    synthetic image sets the jackknife's standard deviation was within 20% of the spread over independent sets
+    (slightly wider), the direction sampling adding a third of that again, which the interval leaves out.
+    """
+    if first.resolutions != second.resolutions or first.items != second.items:
+        raise ValueError(f"expected two sets of equally many items with equal pyramids, got {first.items} items "
+                         f"{first.resolutions} and {second.items} items {second.resolutions}")  # fmt: skip
+    if not 2 <= groups <= first.items:
+        raise ValueError(f"jackknife groups must be in [2, {first.items}] (the items), got {groups}")
+    value = _swd(first.resolutions, first.descriptors(), second.descriptors(), repeats, directions,
+                 torch.Generator().manual_seed(seed))["swd"]  # fmt: skip
+    replicates = []
+    for left_out in np.array_split(np.arange(first.items), groups):
+        kept = torch.from_numpy(np.setdiff1d(np.arange(first.items), left_out))
+        replicates.append(_swd(first.resolutions, first.descriptors(kept), second.descriptors(kept), repeats,
+                               directions, torch.Generator().manual_seed(seed))["swd"])  # fmt: skip
+    spread = np.asarray(replicates) - np.mean(replicates)
+    sd = float(np.sqrt((groups - 1) / groups * np.sum(spread**2)))
+    return value - 1.959963984540054 * sd, value + 1.959963984540054 * sd
 
 
 def multiscale_swd(

@@ -1,7 +1,8 @@
 """Scores of N generated samples against N held-out reals, on rank 0.
 
 Always the multi-scale sliced Wasserstein distance on Laplacian-pyramid 7x7 patches (`gen_swd`, x 1e3, and
-`gen_swd_{resolution}` per level), which needs no pretrained network. With configured feature networks, the
+`gen_swd_{resolution}` per level), which needs no pretrained network, with its 95% interval over the N samples
+(`gen_swd_ci_low` / `gen_swd_ci_high`: a delete-a-group jackknife, vitok.generation.swd_interval). With configured feature networks, the
 Frechet distances as the reconstruction metrics compute them (vitok.fid): `gen_fid` on Inception features per
 frame, `gen_fvd` on I3D features per clip (video). A network that is not configured gives no metric at all.
 """
@@ -13,10 +14,11 @@ from typing import Iterable
 import torch
 
 from vitok.fid import FeatureStats, frechet_distance, load_i3d, load_inception
-from vitok.generation import PatchDescriptors, swd_between
+from vitok.generation import PatchDescriptors, swd_between, swd_interval
 from workflows.training.evaluation import pixels_to_model_input
 
 LOADERS = {"gen_fid": load_inception, "gen_fvd": load_i3d}
+JACKKNIFE_GROUPS = 10  # groups of samples left out in turn for the SWD's interval
 
 
 @torch.no_grad()
@@ -49,6 +51,8 @@ def generation_metrics(
         add("fake", batch)
     swd = swd_between(sets["real"], sets["fake"], seed=seed)
     result = {f"gen_{key}": value for key, value in swd.items()}
+    result["gen_swd_ci_low"], result["gen_swd_ci_high"] = swd_interval(
+        sets["real"], sets["fake"], groups=min(JACKKNIFE_GROUPS, len(samples)), seed=seed)
     for name, stats in features.items():
         result[name] = frechet_distance(*stats["real"].mean_cov(), *stats["fake"].mean_cov())
     result["gen_samples"] = float(len(samples))
