@@ -168,3 +168,50 @@ def mlflow_server(folder: Path, store: str | None = None, timeout: float = 120) 
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------------------------ sweeps through the CLI
+
+SWEEP_SCRIPT = REPO / "workflows" / "scale_sweep.py"
+
+
+def ray_pids(root: str) -> list[int]:
+    """Processes whose command line or environment names `root`: the local Ray a CLI started under
+    RAY_TMPDIR=root."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if root.encode() in cmdline or f"RAY_TMPDIR={root}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_ray_processes(root: str) -> list[int]:
+    pids = ray_pids(root)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def sweep_env(ray_root: str) -> dict[str, str]:
+    """The environment of a sweep CLI with its own local Ray under `ray_root` and the venv's tools first."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    return {**env, "RAY_TMPDIR": ray_root, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "DS_ACCELERATOR": "cpu"}
+
+
+def run_sweep(config: Path, uri: str, storage: Path, ray_root: str, *extra: str, timeout: float = 900):
+    """workflows/scale_sweep.py in a subprocess, to the end: the CompletedProcess with its output."""
+    return subprocess.run(
+        [sys.executable, str(SWEEP_SCRIPT), "--config", str(config), "--tracking-uri", uri, "--storage", str(storage),
+         *extra], capture_output=True, text=True, timeout=timeout, env=sweep_env(ray_root), cwd=REPO,
+    )  # fmt: skip

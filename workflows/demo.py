@@ -4,7 +4,9 @@ sample corpus (work/corpus) -> Ray Data tubelet shards (work/shards) -> the tiny
 Train + DeepSpeed (checkpoints in work/ray_results) -> MLflow store ./mlflow.db: summary table, plots with
 fits and findings.md on the sweep's parent run; the findings are printed at the end, with the command that
 opens the dashboard. Re-running `make demo` resumes the sweep: finished configs are skipped.
-Options after `--` go to scale_sweep.py (e.g. `--verbose`, `--new`).
+Options after `--` go to scale_sweep.py (e.g. `--verbose`, `--new`), except `--generation`: the tiny
+`e_generation` study instead (each tokenizer followed by its generation probe: latents, a DiT, samples
+scored), as `make demo ARGS=--generation`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from workflows.runtime.console import configure_console, say
 from workflows.runtime.paths import WORK_DIR
 
 E_SWEEP = Path(__file__).resolve().parent / "configs" / "e_sweep_tiny.yaml"
+E_GENERATION = Path(__file__).resolve().parent / "configs" / "e_generation_tiny.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
+    study = E_GENERATION if "--generation" in argv else E_SWEEP
+    argv = [arg for arg in argv if arg != "--generation"]
     verbose = "--verbose" in argv
     configure_console(verbose)
     start = time.perf_counter()
@@ -38,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"== 2/3 data prep -> {shards}")
     totals = prepare_shards(str(corpus), str(shards), frames=8, size=64, fps=8)
     say(f"   {totals}")
-    say(f"== 3/3 scaling study e_sweep (tiny): {E_SWEEP.name}")
-    code = scale_sweep.main(["--config", str(E_SWEEP), "--shards", str(shards), *argv])
+    say(f"== 3/3 scaling study {'e_generation' if study == E_GENERATION else 'e_sweep'} (tiny): {study.name}")
+    code = scale_sweep.main(["--config", str(study), "--shards", str(shards), *argv])
     say(f"demo finished in {time.perf_counter() - start:.0f} s")
     return code
 

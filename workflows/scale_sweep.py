@@ -13,6 +13,9 @@ unfinished ones resume from their checkpoints; `--new` starts a fresh parent run
 A child that fails is recorded as failed and the others go on (the exit code is then 1).
 On the parent run: summary.csv/.md, plots/*.png (metrics vs log E with fits, vs encoder and decoder size,
 PSNR vs rFID or LPIPS), findings.md, and the fits as metrics.
+With a `generation:` block in the sweep file, each finished tokenizer also gets its generation probe (latents
+cached under --latents, a DiT trained on them, samples scored) in a generator run under its own run, and the
+report judges generation against E beside reconstruction.
 Every exported tokenizer is registered as a version of the model `vitok-<sweep>` (tagged with its config,
 variant, E and eval metrics), and the alias `best` points at the best by eval_psnr (--alias, --best-by), so
 `models:/vitok-<sweep>@best` names it; `--register-only` does just that for the sweep's finished configs
@@ -33,12 +36,15 @@ import ray
 
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, absolute_location
+from workflows.generation.driver import check_workers_fit
 from workflows.reports.publish import publish_results
 from workflows.reports.tables import rows_to_markdown
 from workflows.runtime.console import configure_console, say
+from workflows.runtime.paths import SWEEP_LATENTS
 from workflows.sweeps.planning import format_plan, plan_sweep
+from workflows.sweeps.probe import GenerationProbe
 from workflows.sweeps.runner import SweepRunner
-from workflows.sweeps.summary import CONSOLE_COLUMNS, summary_row
+from workflows.sweeps.summary import CONSOLE_COLUMNS, CONSOLE_GENERATION_COLUMNS, summary_row
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
     CONFIG_ROLE, ROLE_TAG, MlflowClient, dashboard_lines, git_commit, open_parent, prepare_tracking,
@@ -58,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--storage", "--storage-path", dest="storage", default=None,
                         help="Ray Train storage for checkpoints: a folder, a path all nodes share, or s3:// "
                              "(default: work/ray_results)")
+    parser.add_argument("--latents", default=None,
+                        help="where the generation probe caches latents: a folder every node sees, or s3:// "
+                             "(default: work/sweep_latents)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--new", action="store_true", help="start a new parent run instead of resuming")
     parser.add_argument("--max-concurrent", type=int, default=0,
@@ -83,6 +92,17 @@ def register_tokenizers(client: MlflowClient, experiment_id: str, sweep: str, al
         best = set_alias_to_best(client, name, alias, best_by)
         say(f"registry: {name}@{alias} -> version {best.version} (config {best.tags.get('config')}, {best_by} "
             f"{float(best.tags[best_by]):.4g}); cache its latents with --tokenizer models:/{name}@{alias}")
+
+
+def _probe(client: MlflowClient, tracking_uri: str, experiment_id: str, sweep, args: argparse.Namespace,
+           tags: dict[str, str]):  # fmt: skip
+    """The runner's probe callable when the sweep has a `generation:` block, else None."""
+    if sweep.generation is None:
+        return None
+    probe = GenerationProbe(client, tracking_uri, experiment_id, sweep.name,
+                            absolute_location(args.latents or str(SWEEP_LATENTS)), args.storage, tags,
+                            args.verbose)  # fmt: skip
+    return lambda plan, result: probe.run(plan, sweep.generation_for(plan.config), result)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         cluster = ray.cluster_resources()
         for plan in plans:
             check_cluster_can_hold(plan, cluster)
+            probe = sweep.generation_for(plan.config)
+            if probe is not None:
+                check_workers_fit(probe, cluster, f"the generation probe of '{plan.config.name}'")
     except ClusterTooSmall as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -129,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         train_kwargs={"tracking_uri": tracking_uri, "experiment_id": experiment_id,
                       "tags": {**tags, ROLE_TAG: CONFIG_ROLE}, "storage": args.storage, "verbose": args.verbose},
         max_concurrent=args.max_concurrent,
+        probe=_probe(client, tracking_uri, experiment_id, sweep, args, tags),
     )
     outcomes = runner.run(plans)
-    rows = [summary_row(o.plan, o.result, o.error) for o in outcomes]
+    probed = sweep.generation is not None
+    rows = [summary_row(o.plan, o.result, o.error, probed=probed, generation=o.generation,
+                        generation_error=o.generation_error,
+                        generator=probed and sweep.generation_for(o.plan.config).model or "") for o in outcomes]
     findings = publish_results(client, parent_id, sweep.name, sweep.study, rows)
     try:
         register_tokenizers(client, experiment_id, sweep.name, args.alias, args.best_by)
@@ -143,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(1 for r in rows if r["status"] != "finished")
     client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
 
-    table = rows_to_markdown([{k: r[k] for k in CONSOLE_COLUMNS} for r in rows])
+    columns = CONSOLE_COLUMNS + (CONSOLE_GENERATION_COLUMNS if probed else [])
+    table = rows_to_markdown([{k: r[k] for k in columns} for r in rows])
     say(f"\nSweep '{sweep.name}' summary\n{table}\n{findings}")
     say(f"MLflow store: {tracking_uri} (experiment '{sweep.experiment}', parent run {parent_id})")
     for line in dashboard_lines(tracking_uri, experiment_id):

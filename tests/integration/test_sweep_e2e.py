@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -25,11 +23,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, REPO, mlflow_server as mlflow_server_at
+from tests.helpers import REPO, SWEEP_SCRIPT, kill_ray_processes, mlflow_server as mlflow_server_at, run_sweep, sweep_env
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = REPO / "workflows" / "scale_sweep.py"
 
 
 def write_sweep(path: Path, shards: Path, name: str, channels: list[int], steps: int = 5) -> Path:
@@ -48,55 +45,6 @@ def write_sweep(path: Path, shards: Path, name: str, channels: list[int], steps:
         "axes": {"grid": {"model.channels": channels}},
     }))
     return path
-
-
-@pytest.fixture
-def ray_tmp():
-    """A private Ray temp root (short: Ray's socket paths must stay under 108 bytes), so the test's local
-    Ray is not confused with other Ray instances on the machine and its leftovers can be found by path."""
-    root = tempfile.mkdtemp(prefix="rs", dir="/tmp")
-    yield root
-    kill_ray_processes(root)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def ray_pids(root: str) -> list[int]:
-    """Processes whose command line or environment names `root`: the local Ray this test's CLI started."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if root.encode() in cmdline or f"RAY_TMPDIR={root}".encode() in environ:
-            pids.append(int(entry.name))
-    return pids
-
-
-def kill_ray_processes(root: str) -> list[int]:
-    pids = ray_pids(root)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return pids
-
-
-def sweep_env(ray_root: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
-    return {**env, "RAY_TMPDIR": ray_root, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-            "DS_ACCELERATOR": "cpu"}
-
-
-def run_sweep(config: Path, uri: str, storage: Path, ray_root: str, timeout: float = 900):
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri, "--storage", str(storage)],
-        capture_output=True, text=True, timeout=timeout, env=sweep_env(ray_root), cwd=REPO,
-    )
 
 
 # ------------------------------------------------------------------------------------ MLflow server, REST
@@ -172,7 +120,7 @@ def test_killed_sweep_resumes_without_retraining(sample_shards, tmp_path, ray_tm
     # first opens of a SQLite store race on its schema migration.
     uri, _ = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "sweep-it")
     config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-resume", [4, 16, 64], steps=10)
-    cmd = [sys.executable, str(SCRIPT), "--config", str(config), "--tracking-uri", uri,
+    cmd = [sys.executable, str(SWEEP_SCRIPT), "--config", str(config), "--tracking-uri", uri,
            "--storage", str(tmp_path / "ray")]
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=sweep_env(ray_tmp), cwd=REPO,

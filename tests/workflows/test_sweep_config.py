@@ -108,7 +108,37 @@ def test_every_study_has_a_tiny_and_a_paper_version():
         if sweep.study:
             studies.setdefault(sweep.study, set()).add("tiny" if "tiny" in path.stem else "paper")
     assert studies == {s: {"tiny", "paper"} for s in
-                       ("e_sweep", "encoder_scaling", "decoder_scaling", "loss_tradeoff", "video_e_sweep")}
+                       ("e_sweep", "encoder_scaling", "decoder_scaling", "loss_tradeoff", "video_e_sweep",
+                        "e_generation")}
+
+
+def test_a_generation_block_takes_each_configs_media_type_and_weights_unless_it_sets_them():
+    raw = sweep_with(runs=[{"name": "img", "weights": {"inception": "/w/inception.pt"}},
+                           {"name": "vid", "data": {"media_type": "video"}}],
+                     generation={"model": "DiT-T/2", "steps": 30})
+    sweep = parse_sweep(raw, "g.yaml")
+    image, video = (sweep.generation_for(c) for c in sweep.configs)
+    assert (image.model, image.steps, image.media_type, image.weights.inception) == ("DiT-T/2", 30, "image",
+                                                                                     "/w/inception.pt")
+    assert (video.media_type, video.weights.inception) == ("video", "")
+    raw["generation"] = {"media_type": "image", "weights": {"inception": "/other.pt"}}
+    sweep = parse_sweep(raw, "g.yaml")
+    assert {sweep.generation_for(c).media_type for c in sweep.configs} == {"image"}
+    assert {sweep.generation_for(c).weights.inception for c in sweep.configs} == {"/other.pt"}
+    assert parse_sweep(sweep_with(runs=[{"name": "a"}]), "g.yaml").generation_for(sweep.configs[0]) is None
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"generation": {"stepz": 3}}, "g.yaml: generation"),
+    ({"generation": {"steps": 0}}, "steps"),
+    ({"generation": {"model": "UNet"}}, "model"),
+    ({"generation": [1, 2]}, "generation must be a mapping"),
+    ({"study": "e_generation"}, "needs a 'generation:' block"),
+])
+def test_bad_generation_blocks_fail_before_any_work_with_one_line(extra, message):
+    with pytest.raises(ConfigError) as err:
+        parse_sweep(sweep_with(runs=[{"name": "a"}], **extra), "g.yaml")
+    assert message in str(err.value) and str(err.value).startswith("g.yaml") and "\n" not in str(err.value)
 
 
 def tiny_plans(stem):

@@ -127,3 +127,24 @@ def test_stage_two_fails_when_its_stage_one_failed(store):
                                          "train": {"stage": 2, "init_from": "@bad"}}])
     outcomes = runner(store, FakeTrainer(client, experiment_id, delay=0.01), cpus_free=16.0).run(plans)
     assert outcomes[1].error == "its init_from run 'bad' failed"
+
+
+def test_the_probe_follows_each_finished_config_and_its_failure_leaves_the_tokenizer_standing(store):
+    client, experiment_id, _ = store
+    plans = plans_for([{"name": "c4", "model": {"channels": 4}}, {"name": "bad"}, {"name": "c16", "model": {"channels": 16}}])
+    probed = []
+
+    def probe(plan, result):
+        probed.append((plan.config.name, result.skipped))
+        if plan.config.name == "c16":
+            raise OSError("latents /x: disk full")
+        return RunResult("gen-" + result.run_id, {"gen_swd": 12.5, "gen_samples": 8.0})
+
+    outcomes = runner(store, FakeTrainer(client, experiment_id, delay=0.01), cpus_free=4.0, probe=probe).run(plans)
+    assert probed == [("c4", False), ("c16", False)]  # the failed config gets no probe
+    assert outcomes[0].generation.metrics["gen_swd"] == 12.5 and outcomes[0].generation_error is None
+    assert outcomes[1].generation is None and outcomes[1].error
+    assert outcomes[2].result is not None and outcomes[2].generation_error == "latents /x: disk full"
+    probed.clear()
+    again = runner(store, FakeTrainer(client, experiment_id, delay=0.01), cpus_free=4.0, probe=probe).run(plans[:1])
+    assert probed == [("c4", True)] and again[0].generation is not None  # a finished tokenizer still gets its probe

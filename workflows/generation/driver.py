@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from workflows.config import GenerationConfig
 from workflows.generation.checkpoints import EXPORT_DIR
 from workflows.generation.ingest import generation_datasets
 from workflows.generation.plan import GenerationPlan
@@ -31,17 +32,21 @@ GENERATOR_ROLE = "generator"  # the `role` tag of generator runs (a sweep's are 
 def check_cluster_can_hold(plan: GenerationPlan, cluster: dict[str, float]) -> None:
     """Raises ClusterTooSmall with one line when `cluster` (ray.cluster_resources()) cannot hold the run: a
     CPU per worker, a GPU each on GPU runs, and a CPU for Ray Data when the train latents stream."""
-    c = plan.config
-    need = {"CPU": float(c.num_workers + (DATA_READ_CPUS if plan.train_streams else 0))}
-    if c.use_gpu:
-        need["GPU"] = float(c.num_workers)
+    check_workers_fit(plan.config, cluster, f"generator '{plan.name}'", plan.train_streams)
+
+
+def check_workers_fit(config: GenerationConfig, cluster: dict[str, float], who: str, streams: bool = False) -> None:
+    """The check of `check_cluster_can_hold` for a config whose latents do not exist yet (a sweep's probe,
+    checked before the sweep trains anything): `streams` says whether Ray Data's read tasks need a CPU too."""
+    need = {"CPU": float(config.num_workers + (DATA_READ_CPUS if streams else 0))}
+    if config.use_gpu:
+        need["GPU"] = float(config.num_workers)
     for resource, amount in need.items():
         have = cluster.get(resource, 0.0)
         if have < amount:
-            streaming = " + 1 for Ray Data's read tasks" if plan.train_streams and resource == "CPU" else ""
-            raise ClusterTooSmall(f"generator '{plan.name}' needs {amount:g} {resource} ({c.num_workers} "
-                                  f"workers{streaming}) but the cluster has {have:g}: lower num_workers or add "
-                                  "nodes")  # fmt: skip
+            streaming = " + 1 for Ray Data's read tasks" if streams and resource == "CPU" else ""
+            raise ClusterTooSmall(f"{who} needs {amount:g} {resource} ({config.num_workers} workers{streaming}) but "
+                                  f"the cluster has {have:g}: lower num_workers or add nodes")
 
 
 def result_line(name: str, metrics: dict[str, float], wall_s: float) -> str:

@@ -5,7 +5,10 @@ quantity the rule judges straddles the rule's threshold.
 
 Input is the sweep's summary rows (see `workflows.sweeps.summary.summary_row`): one dict per config with E, p,
 q, the encoder/decoder sizes and parameter counts, the loss settings, the eval metrics (None when not
-measured) with `n` and `<metric>_lo` / `<metric>_hi`, and `design` (seed replicates share it).
+measured) with `n` and `<metric>_lo` / `<metric>_hi`, and `design` (seed replicates share it). A sweep with a
+generation probe adds the generator's columns: `generator`, `gen_n` (N samples scored), `SWD` with `SWD_lo` /
+`SWD_hi`, `gFID`, `gFVD` (all lower is better; None when not measured) and `gen_status` ("finished",
+"failed: ...", or "" when no probe ran). Only rows whose probe finished count for the generation findings.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
 
-from workflows.reports.fits import MIN_POINTS, Fit, fit_rows, quantile, replicate_variance, sd_from_interval
+from workflows.reports.fits import (
+    LEVEL, MIN_POINTS, Fit, fit_rows, quantile, replicate_variance, sd_from_interval,
+)
 
 PAPER_FILE = Path(__file__).resolve().parent / "paper_findings.json"
 
@@ -30,7 +37,8 @@ HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", 
 # The rules, written once so the report quotes exactly what the code checks.
 R2_LAW = 0.9  # a log-E law holds when its slope is surely the paper's sign and R² surely above this (paper 0.92-0.98)
 ENCODER_DB = 0.5  # encoder size "barely matters" when PSNR moves less than this across the sizes tried
-RATIO_DRAWS = 4000  # resamples for the interval of the video/image E ratio
+RATIO_DRAWS = 4000  # resamples for the interval of the video/image E ratio and of relative changes
+DECODER_GEN_REL = 0.10  # decoder size has "little effect" on generation when the metric moves less than this share
 
 STUDY_FINDINGS = {
     "e_sweep": ["e_reconstruction", "e_patch_size"],
@@ -38,6 +46,7 @@ STUDY_FINDINGS = {
     "decoder_scaling": ["decoder_scaling"],
     "loss_tradeoff": ["loss_tradeoff"],
     "video_e_sweep": ["e_reconstruction", "e_patch_size", "video_compressibility"],
+    "e_generation": ["e_reconstruction", "e_generation"],
 }
 
 
@@ -63,6 +72,22 @@ def _measured(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return [r for r in rows if r.get(key) is not None]
 
 
+def generation_metric(rows: list[dict[str, Any]]) -> str | None:
+    """The generation metric the report uses: gFID when every finished probe logged it, else gFVD likewise
+    (video), else SWD (every probe logs it); None when no probe finished with one. One metric for all runs,
+    so that they are compared on the same scale."""
+    probed = [r for r in rows if r.get("gen_status") == "finished"]
+    for key in ("gFID", "gFVD"):
+        if probed and all(r.get(key) is not None for r in probed):
+            return key
+    return "SWD" if _measured(probed, "SWD") else None
+
+
+def generation_rows(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any]]:
+    """The runs whose generation probe finished with `key` measured: the only ones generation findings use."""
+    return [r for r in rows if r.get("gen_status") == "finished" and key is not None and r.get(key) is not None]
+
+
 def _combine(verdicts: list[str]) -> str:
     """One verdict from several: any "does not hold" wins, then any "inconclusive"."""
     judged = [v for v in verdicts if v != NO_DATA]
@@ -79,14 +104,38 @@ def _against(low: float, high: float, threshold: float) -> int:
     return 1 if low > threshold else -1 if high < threshold else 0
 
 
+def _judged(low: float, high: float, threshold: float) -> int:
+    """`_against`, except that an interval of zero width (no run logged one and no seed replicates, as for gFID
+    without seeds) is never sure: 0."""
+    return _against(low, high, threshold) if high > low else 0
+
+
 def _ci(low: float, high: float, fmt: str = "+.3g", unit: str = "") -> str:
     return f"[95% CI {low:{fmt}}, {high:{fmt}}{unit}]"
 
 
 def covered(rows: list[dict[str, Any]], study: str = "") -> list[str]:
-    """The findings a sweep covers: those of its study, else what its rows vary."""
-    if study in STUDY_FINDINGS:
-        return STUDY_FINDINGS[study]
+    """The findings a sweep covers: those of its study, else what its rows vary; plus the generation findings
+    whenever a generation probe finished with a metric."""
+    out = list(STUDY_FINDINGS[study]) if study in STUDY_FINDINGS else _varied(rows)
+    return out + [f for f in _generation_coverage(rows) if f not in out]
+
+
+def _generation_coverage(rows: list[dict[str, Any]]) -> list[str]:
+    """e_generation when generation was measured, and the size findings when those runs vary that size."""
+    measured = generation_rows(rows, generation_metric(rows))
+    if not measured:
+        return []
+    out = ["e_generation"]
+    if len({r.get("enc") for r in measured}) >= 2:
+        out.append("encoder_generation")
+    if len({r.get("dec") for r in measured}) >= 2:
+        out.append("decoder_generation")
+    return out
+
+
+def _varied(rows: list[dict[str, Any]]) -> list[str]:
+    """The reconstruction findings that what the rows vary covers."""
     out = []
     image = [r for r in rows if r.get("media", "image") == "image"]
     video = [r for r in rows if r.get("media") == "video"]
@@ -209,7 +258,7 @@ def _patch_independence(rows: list[dict[str, Any]]) -> tuple[list[str], list[str
              f"{fit.describe(' dB')})"]
     verdicts = []
     for e, group in shared.items():
-        means = [_family_mean(runs, run_var) for runs in _families(group).values()]
+        means = [_family_mean(runs, "PSNR", run_var) for runs in _families(group).values()]
         by_mean = sorted(means, key=lambda m: m[0])
         (worst, worst_var, worst_runs), (best, best_var, best_runs) = by_mean[0], by_mean[-1]
         gap, sd = best - worst, math.sqrt(best_var + worst_var)
@@ -223,10 +272,11 @@ def _patch_independence(rows: list[dict[str, Any]]) -> tuple[list[str], list[str
     return lines, verdicts
 
 
-def _family_mean(runs: list[dict[str, Any]], run_var: float) -> tuple[float, float, list[dict[str, Any]]]:
-    """The mean PSNR of one tokenisation's runs at one E (seed replicates), its variance, and the runs."""
-    own = sum(sd_from_interval(r.get("PSNR_lo"), r.get("PSNR_hi")) ** 2 for r in runs) / len(runs) ** 2
-    return statistics.fmean(r["PSNR"] for r in runs), own + run_var / len(runs), runs
+def _family_mean(runs: list[dict[str, Any]], key: str, run_var: float) -> tuple[float, float, list[dict[str, Any]]]:
+    """The mean `key` of a group of runs (one tokenisation's seed replicates at one E, say), its variance (the
+    runs' own intervals plus the run-to-run variance `run_var`), and the runs."""
+    own = sum(sd_from_interval(r.get(f"{key}_lo"), r.get(f"{key}_hi")) ** 2 for r in runs) / len(runs) ** 2
+    return statistics.fmean(r[key] for r in runs), own + run_var / len(runs), runs
 
 
 def _described(mean: float, runs: list[dict[str, Any]]) -> str:
@@ -298,16 +348,21 @@ def decoder_scaling(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Findin
     return Finding("decoder_scaling", paper["claim"], paper["paper"], verdict, rule, lines)
 
 
-def _mean_difference(on: list[dict[str, Any]], off: list[dict[str, Any]], key: str,
-                     run_var: float, dof: int) -> tuple[float, float, float]:
-    """mean(on) - mean(off) of `key` and its 95% interval (runs' own intervals plus run-to-run noise)."""
-    def mean_var(runs):
-        own = sum(sd_from_interval(r.get(f"{key}_lo"), r.get(f"{key}_hi")) ** 2 for r in runs) / len(runs) ** 2
-        return own + run_var / len(runs)
+def _family_quantile(dof: int, comparisons: int) -> float:
+    """The two-sided quantile that keeps `comparisons` intervals 95% sure together (Bonferroni); for one
+    comparison it is `quantile`'s."""
+    upper = 1 - (1 - LEVEL) / (2 * comparisons)
+    return float(student_t.ppf(upper, dof) if dof else norm.ppf(upper))
 
-    diff = statistics.fmean(r[key] for r in on) - statistics.fmean(r[key] for r in off)
-    half = quantile(dof) * math.sqrt(mean_var(on) + mean_var(off))
-    return diff, diff - half, diff + half
+
+def _mean_difference(on: list[dict[str, Any]], off: list[dict[str, Any]], key: str, run_var: float, dof: int,
+                     comparisons: int = 1) -> tuple[float, float, float]:
+    """mean(on) - mean(off) of `key` and its 95% interval (runs' own intervals plus run-to-run noise), widened
+    for `comparisons` when `on` or `off` was picked as the best of several."""
+    mean_on, var_on, _ = _family_mean(on, key, run_var)
+    mean_off, var_off, _ = _family_mean(off, key, run_var)
+    half = _family_quantile(dof, comparisons) * math.sqrt(var_on + var_off)
+    return mean_on - mean_off, mean_on - mean_off - half, mean_on - mean_off + half
 
 
 def loss_tradeoff(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
@@ -406,6 +461,178 @@ def video_compressibility(rows: list[dict[str, Any]], paper: dict[str, Any]) -> 
     return Finding("video_compressibility", paper["claim"], paper["paper"], verdict, rule, lines + ratio_lines)
 
 
+def _by_e(rows: list[dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: r["E"]):
+        out.setdefault(r["E"], []).append(r)
+    return out
+
+
+def _mean_with_ci(runs: list[dict[str, Any]], key: str, replicates: tuple[float, int], unit: str = "") -> str:
+    """`key`'s mean over the runs with its 95% interval; `replicates` = (run-to-run variance, its dof)."""
+    run_var, dof = replicates
+    mean, var, _ = _family_mean(runs, key, run_var)
+    if var <= 0:
+        return f"{key} {mean:.4g}{unit} [no interval: no run logged one, no seed replicates]"
+    half = quantile(dof) * math.sqrt(var)
+    return f"{key} {mean:.4g}{unit} {_ci(mean - half, mean + half, '.4g', unit)}"
+
+
+def _per_e_lines(by_e: dict[Any, list[dict[str, Any]]], key: str) -> list[str]:
+    """Each E's mean generation metric and PSNR over its runs, with their 95% intervals."""
+    runs = [r for group in by_e.values() for r in group]
+    gen_noise, psnr_noise = _replicates(runs, key), _replicates(runs, "PSNR")
+    lines = []
+    for e, group in by_e.items():
+        psnr = _measured(group, "PSNR")
+        recon = _mean_with_ci(psnr, "PSNR", psnr_noise, " dB") if psnr else "PSNR not measured"
+        samples = "/".join(sorted({str(r.get("gen_n") or "?") for r in group}))
+        names = ", ".join(str(r.get("config", "")) for r in group)
+        lines.append(f"E = {e}: {_mean_with_ci(group, key, gen_noise)}; {recon} ({len(group)} run(s): {names}; "
+                     f"N = {samples} generated samples)")
+    return lines
+
+
+def _generation_turn(by_e: dict[Any, list[dict[str, Any]]], key: str) -> tuple[str, list[str]]:
+    """Does generation stop improving, or worsen, at the largest E while reconstruction still improves there?"""
+    runs = [r for group in by_e.values() for r in group]
+    means = {e: statistics.fmean(r[key] for r in group) for e, group in by_e.items()}
+    best, largest = min(means, key=means.get), max(by_e)
+    if best == largest:
+        runner_up = min((e for e in means if e != largest), key=means.get)
+        diff, low, high = _mean_difference(by_e[runner_up], by_e[largest], key, *_replicates(runs, key))
+        sure = _judged(low, high, 0.0) > 0
+        verdict = FAILS if sure else INCONCLUSIVE
+        why = ("generation is surely still improving at the largest E tried: no turn within this sweep's range"
+               if sure else "the interval includes 0 (or was not measured)")
+        return verdict, [f"{key} is best at the largest E = {largest}; the next best, E = {runner_up}, is worse by "
+                         f"{diff:+.4g} {_ci(low, high, '+.4g')} — {verdict}: {why}"]
+    comparisons = len(by_e) - 1
+    diff, low, high = _mean_difference(by_e[largest], by_e[best], key, *_replicates(runs, key), comparisons)
+    lines = [f"{key} is best at E* = {best}; at E_max = {largest} it is worse by {diff:+.4g} [95% CI, Bonferroni "
+             f"over the {comparisons} E that could have been E*: {low:+.4g}, {high:+.4g}]"]
+    gen_side = _judged(low, high, 0.0)
+    at_largest, at_best = _measured(by_e[largest], "PSNR"), _measured(by_e[best], "PSNR")
+    psnr_side = 0
+    if at_largest and at_best:
+        diff, low, high = _mean_difference(at_largest, at_best, "PSNR", *_replicates(runs, "PSNR"))
+        psnr_side = _judged(low, high, 0.0)
+        lines.append(f"PSNR at E_max minus at E*: {diff:+.2f} dB {_ci(low, high, '+.2f', ' dB')}")
+    else:
+        lines.append("PSNR not measured at both E* and E_max")
+    if psnr_side < 0:
+        verdict, why = FAILS, "reconstruction surely worsens from E* to E_max too: the turn is not generation's own"
+    elif gen_side > 0 and psnr_side > 0:
+        verdict, why = HOLDS, "generation surely worsens from E* to E_max while reconstruction surely improves"
+    else:
+        verdict, why = INCONCLUSIVE, "an interval includes 0 (or was not measured)"
+    return verdict, lines + [f"E* against E_max — {verdict}: {why}"]
+
+
+def e_generation(rows: list[dict[str, Any]], paper: dict[str, Any], media: str = "image") -> Finding:
+    subset = [r for r in rows if r.get("media", "image") == media] or rows
+    key = generation_metric(subset)
+    by_e = _by_e(generation_rows(subset, key))
+    rule = (f"generation metric: gFID when every finished probe logged it, else gFVD likewise, else SWD (lower is "
+            f"better); only runs whose probe finished count. At each E, generation and PSNR are each the mean over "
+            f"those runs (any tokenisation or seed), its variance from each run's 95% interval plus the seed "
+            f"replicates' run-to-run variance. E* is the E with the best mean generation, E_max the largest E. "
+            f"When E* < E_max: holds when generation at E_max is surely worse than at E* (the difference's "
+            f"interval, Bonferroni-widened for "
+            f"the k - 1 values of E that could have been E* among the k measured, lies above 0) and PSNR at E_max "
+            f"is surely better than at E* (95% interval of the difference above 0: reconstruction still improves); "
+            f"does not hold when PSNR at E_max is surely worse than at E* (reconstruction turns too, so the turn is "
+            f"not generation's own); inconclusive otherwise. When E* = E_max: does not hold when generation at "
+            f"E_max is surely better than at the next best E (95% interval of the difference above 0: still "
+            f"improving at the largest E tried, so no turn within the sweep's range, which may end before the "
+            f"paper's turn); inconclusive otherwise. An interval of zero width (no run logged one, no seed "
+            f"replicates) is never sure. Needs >= {MIN_POINTS} distinct E with generation measured. The log-E "
+            f"fit and its R² are reported beside the paper's, not judged; nor is the c > 32 part")
+    if len(by_e) < MIN_POINTS:
+        found = f"{key} measured at {len(by_e)} value(s) of E" if key else "no generation probe finished"
+        return Finding("e_generation", paper["claim"], paper["paper"], NO_DATA, rule,
+                       [f"{found}; needs {MIN_POINTS} (the sweep file's `generation:` block runs the probe)"])
+    runs = [r for group in by_e.values() for r in group]
+    generators = ", ".join(sorted({str(r.get("generator")) for r in runs}))
+    lines = [f"generation metric: {key} (lower is better), generator(s): {generators}"]
+    lines += _per_e_lines(by_e, key)
+    lines.append(f"{key} vs log2 E (not judged; paper: {paper['paper']}): {fit_rows(runs, 'E', key).describe()}")
+    verdict, turn = _generation_turn(by_e, key)
+    return Finding("e_generation", paper["claim"], paper["paper"], verdict, rule, lines + turn)
+
+
+def _relative_change(fit: Fit, smallest: float, largest: float) -> tuple[float, float, float]:
+    """The metric's change from the smallest to the largest size along the fit's line, relative to the line's
+    value at the smallest size, with the 95% percentile interval of refits on runs redrawn within their
+    uncertainty (the reference value is uncertain too, so the slope's interval alone would not do)."""
+    start_x, span = math.log2(smallest), math.log2(largest) - math.log2(smallest)
+
+    def relative(slope, intercept):
+        start = slope * start_x + intercept
+        # A line at or below 0 at the smallest size (the metrics are positive) bounds no relative change.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(start > 0, slope * span / start, np.inf)
+
+    slopes, intercepts = fit.resample(RATIO_DRAWS, seed=3)
+    low, high = np.quantile(relative(slopes, intercepts), [0.025, 0.975])
+    return float(relative(fit.slope, fit.intercept)), float(low), float(high)
+
+
+def _generation_vs_size(rows: list[dict[str, Any]], x_key: str, label: str
+                        ) -> tuple[Fit | None, tuple[float, float, float] | None, list[str]]:
+    """The generation metric's log2 fit against a size, its relative change across the sizes (both None with too
+    few runs or sizes), and the lines."""
+    key = generation_metric(rows)
+    runs = [r for r in generation_rows(rows, key) if r.get(x_key)]
+    fit = fit_rows(runs, x_key, key) if key else None
+    if fit is None or fit.n < MIN_POINTS:
+        return None, None, [f"generation vs {label}: {len(runs)} run(s) with generation measured; needs >= "
+                            f"{MIN_POINTS} runs and >= 2 sizes"]
+    xs = [r[x_key] for r in runs]
+    change = _relative_change(fit, min(xs), max(xs))
+    return fit, change, [
+        f"{key} vs log2 {label}: {fit.describe()}",
+        f"{key} change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M {label}, relative to the fitted {key} at "
+        f"the smallest: {change[0]:+.1%} {_ci(change[1], change[2], '+.1%')}",
+    ]
+
+
+def encoder_generation(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
+    rule = (f"generation metric as for e_generation (gFID, else gFVD, else SWD; lower is better; finished probes "
+            f"only); holds when the slope of the generation metric vs log2 encoder params has its 95% interval above "
+            f"0 (a bigger encoder surely worsens generation); does not hold when it is below 0 (a bigger encoder "
+            f"surely improves it); inconclusive when it includes 0 or has zero width (no run logged one, no seed "
+            f"replicates); how much (\"slightly\") is reported, not judged: the paper gives no size; needs >= "
+            f"{MIN_POINTS} runs and >= 2 encoder sizes with generation measured")
+    fit, _, lines = _generation_vs_size(rows, "encoder_params", "encoder params")
+    if fit is None:
+        return Finding("encoder_generation", paper["claim"], paper["paper"], NO_DATA, rule, lines)
+    side = _judged(*fit.interval(), 0.0)
+    verdict = HOLDS if side > 0 else FAILS if side < 0 else INCONCLUSIVE
+    lines[0] += f" — {verdict}"
+    return Finding("encoder_generation", paper["claim"], paper["paper"], verdict, rule, lines)
+
+
+def decoder_generation(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
+    rule = (f"generation metric as for e_generation (gFID, else gFVD, else SWD; lower is better; finished probes "
+            f"only); holds when its change from the smallest to the largest decoder along its log2 fit against "
+            f"decoder params, relative to the fitted value at the smallest decoder, has its 95% interval (percentile "
+            f"over refits on runs redrawn within their uncertainty) within +-{DECODER_GEN_REL:.0%}; does not hold "
+            f"when the interval lies outside that band; inconclusive otherwise, or when it has zero width (no run "
+            f"logged one, no seed replicates); that the decoder helps reconstruction is decoder_scaling's to judge; "
+            f"needs >= {MIN_POINTS} runs and >= 2 decoder sizes with generation measured")
+    fit, change, lines = _generation_vs_size(rows, "decoder_params", "decoder params")
+    if fit is None:
+        return Finding("decoder_generation", paper["claim"], paper["paper"], NO_DATA, rule, lines)
+    _, low, high = change
+    sure = high > low  # a zero-width interval (no uncertainty measured) is never sure
+    inside = -DECODER_GEN_REL < low and high < DECODER_GEN_REL
+    outside = low >= DECODER_GEN_REL or high <= -DECODER_GEN_REL
+    verdict = HOLDS if sure and inside else FAILS if sure and outside else INCONCLUSIVE
+    lines[1] += f" — {verdict}"
+    return Finding("decoder_generation", paper["claim"], paper["paper"], verdict, rule, lines)
+
+
 def judge_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[str, Any] | None = None) -> list[Finding]:
     paper = paper or load_paper()
     rows = _ok(rows)
@@ -424,6 +651,12 @@ def judge_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[str,
             out.append(loss_tradeoff(rows, paper[fid]))
         elif fid == "video_compressibility":
             out.append(video_compressibility(rows, paper[fid]))
+        elif fid == "e_generation":
+            out.append(e_generation(rows, paper[fid], media))
+        elif fid == "encoder_generation":
+            out.append(encoder_generation(rows, paper[fid]))
+        elif fid == "decoder_generation":
+            out.append(decoder_generation(rows, paper[fid]))
     return out
 
 
@@ -436,15 +669,31 @@ def _with_interval(row: dict[str, Any], key: str, fmt: str) -> str:
     return f"{value:{fmt}}{interval}"
 
 
+def _generation_cells(row: dict[str, Any], keys: list[str]) -> list[str]:
+    """The generator, its N and metrics; a failed probe shows its reason instead of metrics."""
+    status = row.get("gen_status") or ""
+    if status != "finished":
+        return [str(row.get("generator") or "-") + (f" ({status})" if status else ""), "-"] + ["-"] * len(keys)
+    return ([str(row.get("generator") or "-"), str(row.get("gen_n") or "-")]
+            + [_with_interval(row, key, ".4g") for key in keys])
+
+
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Each finished run's E, tokenisation, n and metrics with their 95% intervals, as Markdown lines."""
+    """Each finished run's E, tokenisation, n and metrics with their 95% intervals, as Markdown lines; with a
+    generation probe also its generator, N and metrics."""
     metrics = [(key, ".2f" if key == "PSNR" else ".4f") for key, _, _ in METRICS if _measured(rows, key)]
     head = ["config", "E", "tokens", "c", "enc-dec", "seed", "n"] + [f"{key} [95% CI]" for key, _ in metrics]
+    probed = any(r.get("gen_status") for r in rows)
+    generated = [key for key in ("SWD", "gFID", "gFVD") if generation_rows(rows, key)]
+    if probed:
+        head += ["generator", "gen n"] + [f"{key} [95% CI]" if _measured(rows, f"{key}_lo") else key
+                                          for key in generated]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [str(r.get("config", "")), str(r.get("E", "")), family_name(family_of(r)), str(r.get("c", "")),
                  f"{r.get('enc', '')}-{r.get('dec', '')}", str(r.get("seed", "-")), str(r.get("n") or "-")]
         cells += [_with_interval(r, key, fmt) for key, fmt in metrics]
+        cells += _generation_cells(r, generated) if probed else []
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -457,6 +706,12 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
                 f"is 95%: a run's is a percentile bootstrap over its n validation samples; a slope's or a "
                 f"difference's carries those of its runs plus the run-to-run spread of seed replicates where the "
                 f"sweep has them (without replicates, training noise is not in the interval).")
+    ok = _ok(rows or [])
+    generated = bool(generation_rows(ok, generation_metric(ok)))
+    if generated:
+        head[-1] += (" A run's SWD interval is the value +- 1.96 jackknife standard deviations over its N generated "
+                     "samples (groups of samples left out in turn); gFID and gFVD carry none, so without seed "
+                     "replicates a verdict on them cannot be sure.")
     head.append("")
     if findings:
         head.append("| finding | verdict |")
@@ -465,7 +720,6 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
         head.append("")
     else:
         head += ["This sweep covers none of the paper's findings (nothing it varies matches one).", ""]
-    ok = _ok(rows or [])
     if ok:
         head += ["## Runs", ""] + runs_table(ok) + [""]
     body = []
@@ -473,6 +727,8 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
         body += [f"## {f.id}: {f.verdict}", "", f"- Paper: {f.claim.rstrip('.')} (paper: {f.paper})."]
         body += ["- Measured:"] + [f"  - {line}" for line in f.measured]
         body += [f"- Verdict: **{f.verdict}**. Rule: {f.rule.rstrip('.')}.", ""]
-    body += ["Not covered by any sweep here: e_generation (generation quality needs a generator trained on the "
-             "latents; this workflow measures reconstruction).", ""]
+    if not generated and "e_generation" not in {f.id for f in findings}:
+        body += ["Not covered by any sweep here: e_generation (no generation was measured: it needs a generator "
+                 "trained on the latents, which the sweep file's `generation:` block runs after each tokenizer "
+                 "config).", ""]
     return "\n".join(head + body)

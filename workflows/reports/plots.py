@@ -7,6 +7,9 @@
   error bar.
 - `metrics_vs_encoder.png`, `metrics_vs_decoder.png`: the same against encoder / decoder parameters.
 - `psnr_vs_rfid.png` (or `psnr_vs_lpips.png` when rFID is off): the distortion-perception trade-off.
+- `recon_gen_vs_E.png`, with a generation probe: PSNR (left axis) and the generation metric (right axis: gFID,
+  else gFVD, else SWD, as the findings pick it) against log2 E, each with its runs' 95% intervals and its
+  all-runs least-squares line, so a turn in generation while reconstruction still improves shows.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from workflows.reports.findings import METRICS  # noqa: E402
+from workflows.reports.findings import METRICS, generation_metric, generation_rows  # noqa: E402
 from workflows.reports.fits import Fit, fit_rows  # noqa: E402
 
 
@@ -124,6 +127,60 @@ def plot_tradeoff(rows: list[dict[str, Any]], folder: Path) -> Path | None:
     return path
 
 
+def _series_vs_e(ax, rows: list[dict[str, Any]], metric: str, colour: str, label: str) -> None:
+    """One metric against E on `ax`: points (error bars where the runs logged an interval), config names and
+    the all-runs least-squares line."""
+    points = [r for r in rows if r.get(metric) is not None and r.get("E")]
+    if not points:
+        return
+    xs = [r["E"] for r in points]
+    has_interval = any(r.get(f"{metric}_lo") is not None for r in points)
+    ax.errorbar(xs, [r[metric] for r in points], yerr=_error_bars(points, metric) if has_interval else None,
+                fmt="o", color=colour, capsize=2, markersize=4, zorder=3, label=label)
+    for r in points:
+        ax.annotate(str(r.get("config", "")), (r["E"], r[metric]), fontsize=6, alpha=0.7, color=colour,
+                    xytext=(3, 3), textcoords="offset points")
+    fit = fit_rows(points, "E", metric)
+    if fit is not None:
+        line = np.geomspace(min(xs), max(xs), 50)
+        ax.plot(line, fit.predict(line), "--", color=colour, alpha=0.8, label=f"{metric} all runs: {_fit_label(fit)}")
+    ax.set_ylabel(label, color=colour)
+
+
+def recon_gen_figure(rows: list[dict[str, Any]]):
+    """PSNR (left axis) and the generation metric (right axis) against log2 E in one figure; None without a
+    finished generation probe."""
+    rows = _finished(rows)
+    metric = generation_metric(rows)
+    generated = generation_rows(rows, metric)
+    if not generated:
+        return None
+    fig, left = plt.subplots(figsize=(6.0, 4.2))
+    right = left.twinx()
+    _series_vs_e(left, rows, "PSNR", "C0", "PSNR (dB)")
+    _series_vs_e(right, generated, metric, "C3", f"{metric} (lower is better)")
+    left.set_xscale("log", base=2)
+    left.set_xlabel("E = L x c (log2)")
+    left.set_title("reconstruction and generation vs E", fontsize=9)
+    left.grid(True, alpha=0.3)
+    (left_handles, left_labels), (right_handles, right_labels) = (left.get_legend_handles_labels(),
+                                                                  right.get_legend_handles_labels())
+    left.legend(left_handles + right_handles, left_labels + right_labels, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_recon_gen(rows: list[dict[str, Any]], folder: Path) -> Path | None:
+    """`recon_gen_vs_E.png`; None without a finished generation probe."""
+    fig = recon_gen_figure(rows)
+    if fig is None:
+        return None
+    path = folder / "recon_gen_vs_E.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def make_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     """Writes every plot the rows support into `folder`; returns the files written."""
     folder = Path(folder)
@@ -141,4 +198,7 @@ def make_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     tradeoff = plot_tradeoff(rows, folder)
     if tradeoff is not None:
         out.append(tradeoff)
+    recon_gen = plot_recon_gen(rows, folder)
+    if recon_gen is not None:
+        out.append(recon_gen)
     return out

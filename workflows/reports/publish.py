@@ -9,28 +9,36 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from workflows.reports.findings import METRICS, judge_findings, findings_markdown
-from workflows.reports.fits import fit_rows
+from workflows.reports.findings import METRICS, findings_markdown, generation_metric, generation_rows, judge_findings
+from workflows.reports.fits import Fit, fit_rows
 from workflows.reports.plots import make_plots
 from workflows.reports.tables import rows_to_csv, rows_to_markdown
 from workflows.tracking import log_text_files
 
 
+def _fit_entries(prefix: str, fit: Fit | None) -> dict[str, float]:
+    """`prefix`_slope, _slope_low/_slope_high where an interval was measured, _r2 where meaningful."""
+    if fit is None:
+        return {}
+    out = {f"{prefix}_slope": fit.slope}
+    if fit.slope_low is not None:
+        out.update({f"{prefix}_slope_low": fit.slope_low, f"{prefix}_slope_high": fit.slope_high})
+    if fit.r2 is not None:
+        out[f"{prefix}_r2"] = fit.r2
+    return out
+
+
 def fit_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The log2 fits (slope, its 95% interval, R²) as parent-run metrics, so the dashboard can compare sweeps."""
+    """The log2 fits (slope, its 95% interval, R²) as parent-run metrics, so the dashboard can compare sweeps;
+    with a generation probe also the generation metric's fit against E (finished probes only)."""
     ok = [r for r in rows if r["status"] == "finished"]
     out: dict[str, float] = {}
     for x_key, x_name in (("E", "E"), ("encoder_params", "enc_params"), ("decoder_params", "dec_params")):
         for metric, _, _ in METRICS:
-            fit = fit_rows(ok, x_key, metric)
-            if fit is None:
-                continue
-            out[f"fit_{metric}_vs_log2_{x_name}_slope"] = fit.slope
-            if fit.slope_low is not None:
-                out[f"fit_{metric}_vs_log2_{x_name}_slope_low"] = fit.slope_low
-                out[f"fit_{metric}_vs_log2_{x_name}_slope_high"] = fit.slope_high
-            if fit.r2 is not None:
-                out[f"fit_{metric}_vs_log2_{x_name}_r2"] = fit.r2
+            out.update(_fit_entries(f"fit_{metric}_vs_log2_{x_name}", fit_rows(ok, x_key, metric)))
+    metric = generation_metric(ok)
+    if metric is not None:
+        out.update(_fit_entries(f"fit_{metric}_vs_log2_E", fit_rows(generation_rows(ok, metric), "E", metric)))
     return out
 
 

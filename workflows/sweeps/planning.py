@@ -93,9 +93,15 @@ def plan_rows(plans: list[RunPlan]) -> list[dict[str, Any]]:
 def format_plan(sweep: Sweep, plans: list[RunPlan]) -> str:
     total = sum(training_flops(p) for p in plans)
     es = [p.stats["E"] for p in plans]
-    return (
+    text = (
         f"Sweep '{sweep.name}' ({sweep.study or 'no study'}): {len(plans)} configs, E from {min(es)} to {max(es)} "
         f"({max(es) / min(es):.3g}x)\n{rows_to_markdown(plan_rows(plans))}"
         f"Estimated total training compute: {total:.4g} FLOPs ({total / 1e15:.4g} PFLOPs; "
         f"6 x MACs x steps x global batch)\n"
     )
+    if sweep.generation is not None:
+        g = sweep.generation_for(sweep.configs[0])
+        text += (f"Generation probe after each config: {g.model} on its {g.media_type} latents, {g.steps} steps at "
+                 f"batch {g.global_batch_size}, then {g.samples} samples ({g.sampler}, {g.sample_steps} steps) scored "
+                 f"by SWD{', gFID' if g.weights.inception else ''}{', gFVD' if g.weights.i3d else ''}\n")
+    return text

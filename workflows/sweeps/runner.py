@@ -8,6 +8,9 @@
   (1 CPU each, or 1 GPU + 1 CPU each) plus a headroom of CPUs for Ray Data's tasks; otherwise configs run one
   after another (which is what a 2-core laptop gets).
 - `train.init_from: "@NAME"` waits for run NAME and starts from the model export it logged (artifact `model/`).
+- `probe` (a sweep with a `generation:` block): after a config's training has finished (or was skipped as
+  finished), its generation probe runs in the same slot, on the resources reserved for that config. A failed
+  probe is recorded beside the tokenizer's result, which stands.
 """
 
 from __future__ import annotations
@@ -54,10 +57,19 @@ class Outcome:
     plan: RunPlan
     result: RunResult | None = None
     error: str | None = None
+    generation: RunResult | None = None  # the generator run of the probe, when the sweep has one
+    generation_error: str | None = None
+
+
+def _one_line(err: Exception) -> str:
+    """The last non-empty line of an error (Ray wraps the cause in lines of context), cut to 160 characters."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+    return lines[-1][:160]
 
 
 class SweepRunner:
-    """Runs plans under one parent run; `train` is `run_training` (injectable for tests)."""
+    """Runs plans under one parent run; `train` is `run_training` and `probe` the generation probe of a finished
+    config, (plan, its result) -> the generator's result (both injectable for tests)."""
 
     def __init__(
         self,
@@ -70,6 +82,7 @@ class SweepRunner:
         resources: Callable[[], tuple[dict[str, float], dict[str, float]]] | None = None,
         cache_dir: Path = SWEEP_EXPORTS,
         log: Callable[[str], None] = say,
+        probe: Callable[[RunPlan, RunResult], RunResult] | None = None,
     ):
         self.client = client
         self.experiment_id = experiment_id
@@ -81,6 +94,7 @@ class SweepRunner:
         self.cache_dir = cache_dir
         self._lock = threading.Lock()
         self._log = log
+        self.probe = probe
 
     def log(self, message: str) -> None:
         with self._lock:
@@ -91,6 +105,19 @@ class SweepRunner:
         return finished_result(child) if child is not None else None
 
     def _run_one(self, plan: RunPlan) -> Outcome:
+        outcome = self._train_one(plan)
+        if self.probe is None or outcome.result is None:
+            return outcome
+        try:
+            outcome.generation = self.probe(plan, outcome.result)
+        except Exception as err:  # the tokenizer's result stands without its probe
+            outcome.generation_error = _one_line(err)
+            self.log(f"[{plan.config.name}] generation probe failed: {outcome.generation_error}")
+            if not isinstance(err, (ValueError, OSError)):
+                self.log(traceback.format_exc(limit=3))
+        return outcome
+
+    def _train_one(self, plan: RunPlan) -> Outcome:
         name = plan.config.name
         try:
             result = self._skip_if_finished(plan)
@@ -101,8 +128,7 @@ class SweepRunner:
                      f"{plan.config.train.steps} steps")
             return Outcome(plan, self.train(plan, parent_run_id=self.parent_id, **self.train_kwargs))
         except Exception as err:  # one failed child must not stop the others
-            lines = [line for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
-            message = lines[-1][:160]
+            message = _one_line(err)
             self.log(f"[{name}] failed: {message}")
             if not isinstance(err, (ValueError, OSError)):
                 self.log(traceback.format_exc(limit=3))

@@ -1,5 +1,6 @@
 """The sweep's summary rows: one dict per config with what the report needs (E, p, sizes, loss settings,
-the eval metrics with their n and 95% intervals, the design that seed replicates share, status). These
+the eval metrics with their n and 95% intervals, the design that seed replicates share, status, and the
+generation probe's metrics when the sweep has one). These
 rows are the input of `workflows.reports`."""
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ METRIC_KEYS = {"PSNR": "eval_psnr", "SSIM": "eval_ssim", "LPIPS": "eval_lpips", 
 # `<key>_ci_low` / `<key>_ci_high`: columns `<column>_lo` / `<column>_hi`. (rFID and rFVD are statistics of
 # the whole set, so they have none.)
 INTERVAL_METRICS = ("PSNR", "SSIM", "LPIPS")
+# The generation probe's metrics on the generator run -> columns (all lower-is-better): the sliced Wasserstein
+# distance with its 95% interval over the N samples, and gFID / gFVD when their networks were configured.
+GENERATION_KEYS = {"SWD": "gen_swd", "gFID": "gen_fid", "gFVD": "gen_fvd"}
 # The columns the console shows at the end of a sweep (the CSV on the parent run has them all).
 CONSOLE_COLUMNS = ["config", "variant", "p", "L", "c", "E", "params_M", "GMACs", "n", "PSNR", "PSNR_lo", "PSNR_hi",
                    "SSIM", "LPIPS", "rFID", "wall_s", "status", "note"]
+# With a generation probe the console table shows these after the reconstruction columns.
+CONSOLE_GENERATION_COLUMNS = ["generator", "gen_n", "SWD", "SWD_lo", "SWD_hi", "gFID", "gFVD", "gen_status"]
 
 
 def size_letters(variant: str) -> tuple[str, str]:
@@ -34,7 +40,11 @@ def design_of(plan: RunPlan) -> str:
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def summary_row(plan: RunPlan, result: RunResult | None, error: str | None = None) -> dict[str, Any]:
+def summary_row(plan: RunPlan, result: RunResult | None, error: str | None = None, *, probed: bool = False,
+                generation: RunResult | None = None, generation_error: str | None = None,
+                generator: str = "") -> dict[str, Any]:  # fmt: skip
+    """One config's row; with `probed` (the sweep has a generation probe) also its generator's columns:
+    `generation` is the generator run's result (None: no probe ran or it failed with `generation_error`)."""
     metrics = result.metrics if result else {}
     s, c = plan.stats, plan.config
     enc, dec = size_letters(c.model.variant)
@@ -71,7 +81,24 @@ def summary_row(plan: RunPlan, result: RunResult | None, error: str | None = Non
     row["status"] = "failed: " + error if error else "finished"
     row["note"] = "skipped (already finished)" if result and result.skipped else ""
     row["run_id"] = result.run_id if result else ""
+    if probed:
+        row.update(_generation_columns(generation, generation_error, generator))
     return row
+
+
+def _generation_columns(generation: RunResult | None, error: str | None, generator: str) -> dict[str, Any]:
+    metrics = generation.metrics if generation else {}
+    status = "finished" if generation else f"failed: {error}" if error else ""
+    columns = {"generator": generator if generation else None,
+               "gen_n": int(metrics["gen_samples"]) if "gen_samples" in metrics else None}  # fmt: skip
+    for column, key in GENERATION_KEYS.items():
+        columns[column] = _number(metrics.get(key))
+        if column == "SWD":
+            columns["SWD_lo"] = _number(metrics.get(f"{key}_ci_low"))
+            columns["SWD_hi"] = _number(metrics.get(f"{key}_ci_high"))
+    columns["gen_status"] = status
+    columns["gen_run_id"] = generation.run_id if generation else ""
+    return columns
 
 
 def _number(value: Any) -> float | None:

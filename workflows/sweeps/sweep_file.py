@@ -18,10 +18,18 @@ its rows. `axes` may also be a list of such blocks: their runs are concatenated 
 p = 8 plus a zip of matched-E points at p = 16). A run made from axes is named from its values (`N-N-8_c4`), stably, so a rerun finds it again.
 `train.init_from: "@NAME"` points a stage-2 run at the export of run NAME of the same sweep; the sweep
 runs NAME first.
+
+    generation: {model: DiT-N/1, steps: 300, micro_batch_size: 16, samples: 64, cfg_scale: 1.5}
+
+An optional `generation:` block (workflows.config.GenerationConfig) adds the generation probe: after each
+tokenizer config finishes, its latents are cached, a DiT trains on them and its samples are scored, in a
+generator run under the tokenizer's run. The block's `media_type` defaults to each config's
+`data.media_type`, and its `weights` to the config's (so gFID / gFVD come with rFID / rFVD).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -30,10 +38,10 @@ from typing import Any
 
 import yaml
 
-from workflows.config import ConfigError, TrainConfig, deep_merge
+from workflows.config import ConfigError, GenerationConfig, TrainConfig, deep_merge
 
-SWEEP_KEYS = {"sweep", "experiment", "study", "input", "base", "runs", "axes"}
-STUDIES = ("e_sweep", "encoder_scaling", "decoder_scaling", "loss_tradeoff", "video_e_sweep")
+SWEEP_KEYS = {"sweep", "experiment", "study", "input", "base", "runs", "axes", "generation"}
+STUDIES = ("e_sweep", "encoder_scaling", "decoder_scaling", "loss_tradeoff", "video_e_sweep", "e_generation")
 AXIS_KINDS = {"grid", "zip"}
 # Short labels for run names built from axis values; other keys use their last segment.
 AXIS_LABELS = {
@@ -56,6 +64,15 @@ class Sweep:
     study: str = ""
     input: dict[str, int] = field(default_factory=dict)
     axes: dict[str, list[Any]] = field(default_factory=dict)  # axis key -> values, for the report
+    generation: dict[str, Any] | None = None  # the `generation:` block as written (validated); None: no probe
+
+    def generation_for(self, config: TrainConfig) -> GenerationConfig | None:
+        """The probe of tokenizer `config`: the block, with the config's media type and weights unless it sets
+        them; None when the sweep has no probe."""
+        if self.generation is None:
+            return None
+        defaults = {"media_type": config.data.media_type, "weights": dataclasses.asdict(config.weights)}
+        return GenerationConfig.from_dict({**defaults, **self.generation}, where=f"{self.source}: generation")
 
     def dependencies(self) -> dict[str, str]:
         """Run name -> the run whose export it starts from (`train.init_from: "@NAME"`)."""
@@ -199,10 +216,19 @@ def parse_sweep(raw: Any, source: str, overrides: dict[str, Any] | None = None) 
         seen.add(name)
         merged = deep_merge(deep_merge(base, run), overrides or {})
         configs.append(TrainConfig.from_dict(merged, where=where))
+    generation = raw.get("generation")
+    if generation is not None:
+        if not isinstance(generation, dict):
+            raise ConfigError(f"{source}: generation must be a mapping of generation settings, e.g. {{steps: 300}}")
+        GenerationConfig.from_dict(generation, where=f"{source}: generation")  # its own keys, before any work
+    elif study == "e_generation":
+        raise ConfigError(f"{source}: study e_generation needs a 'generation:' block (the probe it judges)")
     sweep = Sweep(
         name=raw["sweep"], experiment=raw["experiment"], configs=configs, source=source, study=study,
-        input=_check_input(raw.get("input"), source), axes=axes,
+        input=_check_input(raw.get("input"), source), axes=axes, generation=generation,
     )
+    for config in configs:  # with each config's media type and weights filled in
+        sweep.generation_for(config)
     for run, dep in sweep.dependencies().items():
         if dep not in seen or dep == run:
             raise ConfigError(f"{source}: {run}: train.init_from '@{dep}' names no other run of this sweep")
