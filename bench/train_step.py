@@ -43,6 +43,7 @@ from workflows.config import TrainConfig  # noqa: E402
 from workflows.training.evaluation import pixels_to_model_input  # noqa: E402
 from workflows.training.optim import build_optimizer  # noqa: E402
 from workflows.tracking import MlflowClient, prepare_tracking  # noqa: E402
+from workflows.runtime.host_memory import keep_freed_memory  # noqa: E402
 from workflows.training.driver import run_training  # noqa: E402
 from workflows.training.plan import plan_run  # noqa: E402
 
@@ -62,8 +63,10 @@ def config_for(args, shards: Path, workers: int, precision: str, compile_: bool 
 
 
 def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
-    """The baseline: the same model and step, one process, the batch held in memory."""
+    """The baseline: the same model and step, one process, the batch held in memory, with the allocator
+    setting the trainer's workers use (so the ratio measures the trainer, not glibc)."""
     torch.set_num_threads(os.cpu_count() or 1)
+    keep_freed_memory()
     torch.manual_seed(0)
     rows = read_tubelets(str(shards)).select_columns(["pixels"])
     batch = next(iter(rows.iter_torch_batches(batch_size=config.train.global_batch_size)))
