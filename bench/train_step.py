@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from bench.harness import environment as harness_environment  # noqa: E402
 from data_prep.pipeline import run as prepare_shards  # noqa: E402
-from data_prep.ray_session import connect_ray  # noqa: E402
+from data_prep.ray_session import ALLOCATOR_ENV, connect_ray  # noqa: E402
 from data_prep.reader import read_tubelets  # noqa: E402
 from data_prep.sample_corpus import build_sample_corpus  # noqa: E402
 from vitok import ViTok  # noqa: E402
@@ -43,7 +43,6 @@ from workflows.config import TrainConfig  # noqa: E402
 from workflows.training.evaluation import pixels_to_model_input  # noqa: E402
 from workflows.training.optim import build_optimizer  # noqa: E402
 from workflows.tracking import MlflowClient, prepare_tracking  # noqa: E402
-from workflows.runtime.host_memory import keep_freed_memory  # noqa: E402
 from workflows.training.driver import run_training  # noqa: E402
 from workflows.training.plan import plan_run  # noqa: E402
 
@@ -63,16 +62,15 @@ def config_for(args, shards: Path, workers: int, precision: str, compile_: bool 
 
 
 def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
-    """The baseline: the same model and step, one process, the batch held in memory, with the allocator
-    setting the trainer's workers use (so the ratio measures the trainer, not glibc)."""
+    """The baseline: the same model, step and optimiser, one process, the batch held in memory (the process
+    runs with the allocator settings the trainer's workers start with: see `main`)."""
     torch.set_num_threads(os.cpu_count() or 1)
-    keep_freed_memory()
     torch.manual_seed(0)
     rows = read_tubelets(str(shards)).select_columns(["pixels"])
     batch = next(iter(rows.iter_torch_batches(batch_size=config.train.global_batch_size)))
     x = pixels_to_model_input(batch["pixels"])
     model = ViTok.from_name(config.model.variant, channels=config.model.channels)
-    optimizer, schedule = build_optimizer(model, config)
+    optimizer, schedule = build_optimizer(model, config, torch.device("cpu"))
     bf16 = config.train.precision == "bf16"
     times = []
     for _ in range(steps):
@@ -117,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="18 steps of T-T/8: a smoke run of the benchmark")
     args = parser.parse_args(argv)
+    if any(os.environ.get(key) != value for key, value in ALLOCATOR_ENV.items()):
+        # glibc reads these when a process starts: the plain loop runs here, so it restarts with them, as the
+        # trainer's Ray workers start with them (the ratios then measure the trainer, not the allocator).
+        os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)],
+                  {**os.environ, **ALLOCATOR_ENV})
     if args.quick:
         args.steps, args.variant = 18, "T-T/8"
 

@@ -15,9 +15,25 @@ import ray
 # coordinator run beside them instead of waiting for a CPU that the workers hold.
 LOCAL_SPARE_CPUS = 2
 
+# glibc malloc settings for every Ray worker process of the job (env vars, read when a process starts).
+# Why: glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh pages and unmaps them when
+# freed, and a thread outside the main one (Ray Train runs the training loop in one) always mmaps blocks
+# larger than its 64 MiB arena heap. DeepSpeed's ZeRO optimisers allocate temporaries the size of all
+# parameters (345 MB of fp32 for S-S/16) on every step, so every step page-faulted them in: measured in a
+# training thread on 2 CPU cores, an S-S/16 ZeRO-2 bf16 step took 0.84 s with glibc's defaults and 0.51 s with
+# one arena, no mmap for large blocks and freed memory kept for reuse. The cost is a heap that stays at its
+# peak, which a training process reaches on its first step anyway.
+ALLOCATOR_ENV = {
+    "MALLOC_ARENA_MAX": "1",  # every thread allocates from the main heap (sbrk), which can hold any size
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 34),  # large blocks from the heap too, not one mmap each
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 36),  # freed memory stays in the heap for the next step
+    "MALLOC_TOP_PAD_": str(1 << 30),  # grow the heap 1 GiB at a time
+}
+
 
 def connect_ray(verbose: bool = False) -> None:
-    """Joins the cluster named by RAY_ADDRESS (set for `ray job submit` drivers), else starts a local Ray.
+    """Joins the cluster named by RAY_ADDRESS (set for `ray job submit` drivers), else starts a local Ray; either
+    way the job's workers start with ALLOCATOR_ENV.
 
     "local" rather than auto-detection, so a head that `ray start` left on this machine is never joined by
     accident. Quiet unless `verbose`: Ray's own INFO lines and the workers' stdout/stderr (DeepSpeed's and
@@ -28,6 +44,8 @@ def connect_ray(verbose: bool = False) -> None:
     options = {
         "log_to_driver": verbose,
         "logging_level": logging.INFO if verbose else logging.WARNING,
+        # Merged with a submitted job's own runtime_env (Ray raises on a conflicting value).
+        "runtime_env": {"env_vars": ALLOCATOR_ENV},
     }
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**options)

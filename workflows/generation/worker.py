@@ -36,7 +36,6 @@ from workflows.generation.sampling import gather_on_rank0, generate, precision_c
 from workflows.latents.encode import load_model
 from workflows.latents.manifest import STATS
 from workflows.runtime.console import configure_console
-from workflows.runtime.host_memory import keep_freed_memory
 from workflows.tracking import RunLogger, start_system_metrics
 from workflows.training.hardware import gpu_peak_flops
 from workflows.training.rng import seed_rank
@@ -77,7 +76,6 @@ def train_loop_per_worker(worker: GeneratorWorkerConfig) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(c.threads_per_worker or max(1, (os.cpu_count() or 1) // world))
-    keep_freed_memory()  # as the tokenizer's workers: large temporaries reuse the heap instead of fresh pages
     device = ray.train.torch.get_device() if c.use_gpu else torch.device("cpu")
 
     torch.manual_seed(c.seed)  # the same initial weights on every rank

@@ -24,7 +24,6 @@ from vitok.fid import load_i3d, load_inception
 from vitok.visualize import reconstruction_grid
 from workflows.config import TrainConfig
 from workflows.runtime.console import configure_console
-from workflows.runtime.host_memory import keep_freed_memory
 from workflows.tracking import RunLogger, start_system_metrics
 from workflows.training.checkpoints import RAW_EXPORT_DIR, restore_latest, save_and_report
 from workflows.training.deepspeed_config import deepspeed_config
@@ -86,7 +85,6 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(t.threads_per_worker or max(1, (os.cpu_count() or 1) // world))
-    keep_freed_memory()  # ZeRO's flat optimiser temporaries would otherwise be page-faulted in on every step
     device = torch.device("cuda", torch.cuda.current_device()) if t.use_gpu else torch.device("cpu")
     if t.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise RuntimeError(f"train.precision bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp32")
