@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from bench.harness import environment as harness_environment  # noqa: E402
 from data_prep.pipeline import run as prepare_shards  # noqa: E402
-from data_prep.ray_session import ALLOCATOR_ENV, connect_ray  # noqa: E402
+from data_prep.ray_session import connect_ray  # noqa: E402
 from data_prep.reader import read_tubelets  # noqa: E402
 from data_prep.sample_corpus import build_sample_corpus  # noqa: E402
 from vitok import ViTok  # noqa: E402
@@ -62,8 +62,10 @@ def config_for(args, shards: Path, workers: int, precision: str, compile_: bool 
 
 
 def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
-    """The baseline: the same model, step and optimiser, one process, the batch held in memory (the process
-    runs with the allocator settings the trainer's workers start with: see `main`)."""
+    """The baseline a user would write: the same model, step and (fused) optimiser in one process with the
+    default allocator, bf16 as autocast, the batch held in memory. (The trainer's Ray workers start with
+    data_prep.ray_session.ALLOCATOR_ENV, which helps DeepSpeed's step in Ray Train's thread but slows this
+    loop's autocast: its single arena makes the OpenMP threads wait on one another.)"""
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     rows = read_tubelets(str(shards)).select_columns(["pixels"])
@@ -115,11 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="18 steps of T-T/8: a smoke run of the benchmark")
     args = parser.parse_args(argv)
-    if any(os.environ.get(key) != value for key, value in ALLOCATOR_ENV.items()):
-        # glibc reads these when a process starts: the plain loop runs here, so it restarts with them, as the
-        # trainer's Ray workers start with them (the ratios then measure the trainer, not the allocator).
-        os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)],
-                  {**os.environ, **ALLOCATOR_ENV})
     if args.quick:
         args.steps, args.variant = 18, "T-T/8"
 
