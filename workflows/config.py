@@ -43,6 +43,7 @@ class OptimSection:
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # DeepSpeed `gradient_clipping` (applied after backward, inside engine.step)
+    fused_adamw: bool = True  # PyTorch's fused AdamW kernel (CPU and GPU); false: its per-tensor AdamW
     kl_beta: float = 1e-3  # beta of the KL term (paper Eq. 1)
     l1_weight: float = 0.0  # optional L1 reconstruction term
     lpips_weight: float = 0.0  # eta: LPIPS weight (paper: 1.0); needs weights.lpips, else LPIPS is off

@@ -1,9 +1,10 @@
-"""What a training process is given before its first step: the fused AdamW (CPU and GPU) that steps the
-parameters as the unfused one does, and the allocator settings every Ray worker of a job starts with,
+"""What a training process is given before its first step: the fused AdamW (CPU and GPU; `optim.fused_adamw:
+false` turns it off) that steps the parameters as the unfused one does, and the allocator settings every Ray worker of a job starts with,
 which keep large temporaries in the heap instead of faulting in fresh pages on each step."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -19,11 +20,12 @@ from workflows.training.optim import build_optimizer
 def test_the_fused_cpu_adamw_steps_as_the_unfused_one():
     config = TrainConfig.from_dict({"model": {"variant": "N-N/8"}, "optim": {"base_lr": 0.016, "warmup_steps": 0}})
     models = []
-    for device in (None, torch.device("cpu")):  # None: the unfused optimiser
+    unfused = dataclasses.replace(config, optim=dataclasses.replace(config.optim, fused_adamw=False))
+    for run_config in (unfused, config):
         torch.manual_seed(0)
         model = ViTok.from_name("N-N/8", channels=4)
-        optimizer, schedule = build_optimizer(model, config, device)
-        assert optimizer.defaults["fused"] is (device is not None)
+        optimizer, schedule = build_optimizer(model, run_config, torch.device("cpu"))
+        assert optimizer.defaults["fused"] is run_config.optim.fused_adamw
         x = torch.rand(2, 1, 32, 32, 3) * 2 - 1
         for _ in range(3):
             loss = (model(x, sample=False).recon - x).pow(2).mean()

@@ -20,8 +20,9 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 def build_optimizer(
     model: torch.nn.Module, config: TrainConfig, device: torch.device | None = None
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over the trainable parameters; with a `device`, PyTorch's fused kernel (CPU and GPU: one pass over
-    each tensor, no temporaries the size of the parameters; DeepSpeed's ZeRO hands it one flat tensor)."""
+    """AdamW over the trainable parameters; with a `device` and `optim.fused_adamw`, PyTorch's fused kernel (CPU
+    and GPU: one pass over each tensor, no temporaries the size of the parameters, which matters because
+    DeepSpeed's ZeRO hands it one flat tensor of them all)."""
     o = config.optim
     # No weight decay on norms and biases (1-D tensors), as is usual for ViTs.
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
@@ -30,7 +31,7 @@ def build_optimizer(
         [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.peak_lr,
         betas=o.betas,
-        fused=device is not None,
+        fused=device is not None and o.fused_adamw,
     )
     steps = config.train.steps
     schedule = torch.optim.lr_scheduler.LambdaLR(
