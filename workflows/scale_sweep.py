@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     probed = sweep.generation is not None
     rows = [summary_row(o.plan, o.result, o.error, probed=probed, generation=o.generation,
                         generation_error=o.generation_error,
-                        generator=probed and sweep.generation_for(o.plan.config).model or "") for o in outcomes]
+                        generator=sweep.generation_for(o.plan.config).model if probed else "") for o in outcomes]
     findings = publish_results(client, parent_id, sweep.name, sweep.study, rows)
     try:
         register_tokenizers(client, experiment_id, sweep.name, args.alias, args.best_by)
@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     client.log_metric(parent_id, "sweep_wall_time_s", time.perf_counter() - start)
     if monitor is not None:
         monitor.finish()
-    failed = sum(1 for r in rows if r["status"] != "finished")
+    # A failed generation probe fails the sweep too: the parent stays resumable, and a rerun redoes the probe.
+    failed = sum(1 for r in rows if r["status"] != "finished" or r.get("gen_status", "finished") != "finished")
     client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
 
     columns = CONSOLE_COLUMNS + (CONSOLE_GENERATION_COLUMNS if probed else [])
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in dashboard_lines(tracking_uri, experiment_id):
         say(line)
     if failed:
-        say(f"{failed} config(s) failed; re-run the same command to retry them (finished ones are skipped)")
+        say(f"{failed} config(s) or their generation probes failed; re-run the same command to retry them "
+            "(finished ones are skipped)")
     return 1 if failed else 0
 
 

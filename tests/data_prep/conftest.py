@@ -24,6 +24,6 @@ def ray_session():
     if ray.is_initialized():  # a session-wide fixture elsewhere owns it: share it, leave it running
         yield
         return
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # never a cluster another process left
     yield
     ray.shutdown()
