@@ -8,37 +8,33 @@ q, the encoder/decoder sizes and parameter counts, the loss settings, the eval m
 measured) with `n` and `<metric>_lo` / `<metric>_hi`, and `design` (seed replicates share it). A sweep with a
 generation probe adds the generator's columns: `generator`, `gen_n` (N samples scored), `SWD` with `SWD_lo` /
 `SWD_hi`, `gFID`, `gFVD` (all lower is better; None when not measured) and `gen_status` ("finished",
-"failed: ...", or "" when no probe ran). Only rows whose probe finished count for the generation findings.
+"failed: ...", or "" when no probe ran): the generation findings are judged in
+`workflows.reports.generation_findings`, the shared verdict arithmetic is `workflows.reports.verdicts`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
-from workflows.reports.fits import (
-    LEVEL, MIN_POINTS, Fit, fit_rows, quantile, replicate_variance, sd_from_interval,
+from workflows.reports.fits import MIN_POINTS, Fit, fit_rows, quantile
+from workflows.reports.generation_findings import (
+    decoder_generation, e_generation, encoder_generation, generation_coverage, generation_metric, generation_rows,
 )
-
-PAPER_FILE = Path(__file__).resolve().parent / "paper_findings.json"
+from workflows.reports.verdicts import (
+    FAILS, HOLDS, INCONCLUSIVE, NO_DATA, Finding, ci_text, combine_verdicts, finished_rows, group_mean, load_paper,
+    mean_difference, replicate_noise, rows_with, side_of,
+)
 
 # Reconstruction metrics: (row key, +1 if higher is better, unit).
 METRICS = [("PSNR", 1, " dB"), ("SSIM", 1, ""), ("LPIPS", -1, ""), ("rFID", -1, ""), ("rFVD", -1, "")]
-HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", "not enough data"
 
 # The rules, written once so the report quotes exactly what the code checks.
 R2_LAW = 0.9  # a log-E law holds when its slope is surely the paper's sign and R² surely above this (paper 0.92-0.98)
 ENCODER_DB = 0.5  # encoder size "barely matters" when PSNR moves less than this across the sizes tried
-RATIO_DRAWS = 4000  # resamples for the interval of the video/image E ratio and of relative changes
-DECODER_GEN_REL = 0.10  # decoder size has "little effect" on generation when the metric moves less than this share
+RATIO_DRAWS = 4000  # resamples for the interval of the video/image E ratio
 
 STUDY_FINDINGS = {
     "e_sweep": ["e_reconstruction", "e_patch_size"],
@@ -50,88 +46,11 @@ STUDY_FINDINGS = {
 }
 
 
-@dataclass
-class Finding:
-    id: str
-    claim: str
-    paper: str
-    verdict: str
-    rule: str
-    measured: list[str] = field(default_factory=list)
-
-
-def load_paper(path: Path = PAPER_FILE) -> dict[str, Any]:
-    return json.loads(path.read_text())["findings"]
-
-
-def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if str(r.get("status", "finished")) == "finished"]
-
-
-def _measured(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get(key) is not None]
-
-
-def generation_metric(rows: list[dict[str, Any]]) -> str | None:
-    """The generation metric the report uses: gFID when every finished probe logged it, else gFVD likewise
-    (video), else SWD (every probe logs it); None when no probe finished with one. One metric for all runs,
-    so that they are compared on the same scale."""
-    probed = [r for r in rows if r.get("gen_status") == "finished"]
-    for key in ("gFID", "gFVD"):
-        if probed and all(r.get(key) is not None for r in probed):
-            return key
-    return "SWD" if _measured(probed, "SWD") else None
-
-
-def generation_rows(rows: list[dict[str, Any]], key: str | None) -> list[dict[str, Any]]:
-    """The runs whose generation probe finished with `key` measured: the only ones generation findings use."""
-    return [r for r in rows if r.get("gen_status") == "finished" and key is not None and r.get(key) is not None]
-
-
-def _combine(verdicts: list[str]) -> str:
-    """One verdict from several: any "does not hold" wins, then any "inconclusive"."""
-    judged = [v for v in verdicts if v != NO_DATA]
-    if not judged:
-        return NO_DATA
-    for verdict in (FAILS, INCONCLUSIVE):
-        if verdict in judged:
-            return verdict
-    return HOLDS
-
-
-def _against(low: float, high: float, threshold: float) -> int:
-    """+1 when the interval lies above `threshold`, -1 below, 0 when it straddles (or touches) it."""
-    return 1 if low > threshold else -1 if high < threshold else 0
-
-
-def _judged(low: float, high: float, threshold: float) -> int:
-    """`_against`, except that an interval of zero width (no run logged one and no seed replicates, as for gFID
-    without seeds) is never sure: 0."""
-    return _against(low, high, threshold) if high > low else 0
-
-
-def _ci(low: float, high: float, fmt: str = "+.3g", unit: str = "") -> str:
-    return f"[95% CI {low:{fmt}}, {high:{fmt}}{unit}]"
-
-
 def covered(rows: list[dict[str, Any]], study: str = "") -> list[str]:
     """The findings a sweep covers: those of its study, else what its rows vary; plus the generation findings
     whenever a generation probe finished with a metric."""
     out = list(STUDY_FINDINGS[study]) if study in STUDY_FINDINGS else _varied(rows)
-    return out + [f for f in _generation_coverage(rows) if f not in out]
-
-
-def _generation_coverage(rows: list[dict[str, Any]]) -> list[str]:
-    """e_generation when generation was measured, and the size findings when those runs vary that size."""
-    measured = generation_rows(rows, generation_metric(rows))
-    if not measured:
-        return []
-    out = ["e_generation"]
-    if len({r.get("enc") for r in measured}) >= 2:
-        out.append("encoder_generation")
-    if len({r.get("dec") for r in measured}) >= 2:
-        out.append("decoder_generation")
-    return out
+    return out + [f for f in generation_coverage(rows) if f not in out]
 
 
 def _varied(rows: list[dict[str, Any]]) -> list[str]:
@@ -158,7 +77,7 @@ def _law(rows: list[dict[str, Any]], x_key: str, label: str,
     """Fits each measured metric against log2(row[x_key]) and judges each fit; returns (lines, verdicts)."""
     lines, verdicts = [], []
     for key, sign, unit in metrics:
-        points = _measured(rows, key)
+        points = rows_with(rows, key)
         if not points:
             continue
         fit = fit_rows(points, x_key, key)
@@ -166,8 +85,8 @@ def _law(rows: list[dict[str, Any]], x_key: str, label: str,
             lines.append(f"{key} vs log2 {label}: {len(points)} point(s) with distinct {label} — R² not meaningful")
             verdicts.append(NO_DATA)
             continue
-        side = _against(*fit.interval(), 0.0) * sign
-        close = _against(*(fit.r2_interval() or (fit.r2, fit.r2)), R2_LAW)
+        side = side_of(*fit.interval(), 0.0) * sign
+        close = side_of(*(fit.r2_interval() or (fit.r2, fit.r2)), R2_LAW)
         if side < 0:
             verdict, why = FAILS, f"{key} surely worsens with {label}"
         elif side == 0:
@@ -227,7 +146,7 @@ def e_reconstruction(rows: list[dict[str, Any]], paper: dict[str, Any], media: s
     subset = [r for r in rows if r.get("media", "image") == media] or rows
     lines, verdicts = _family_laws(subset)
     return Finding(
-        "e_reconstruction", paper["claim"], paper["paper"], _combine(verdicts),
+        "e_reconstruction", paper["claim"], paper["paper"], combine_verdicts(verdicts),
         f"within each tokenisation with >= {MIN_POINTS} values of E, each measured metric's slope against log2 E "
         f"has the paper's sign (PSNR, SSIM up; LPIPS, rFID down) with its 95% interval excluding 0, and R²'s 95% "
         f"interval lies above {R2_LAW}; does not hold when the slope is surely of the other sign or R² surely "
@@ -236,15 +155,9 @@ def e_reconstruction(rows: list[dict[str, Any]], paper: dict[str, Any], media: s
     )
 
 
-def _replicates(rows: list[dict[str, Any]], key: str) -> tuple[float, int]:
-    """Run-to-run variance of `key` among seed replicates (same design) and its degrees of freedom."""
-    points = _measured(rows, key)
-    return replicate_variance([r[key] for r in points], [r.get("design") or id(r) for r in points])
-
-
 def _patch_independence(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """At each E that several tokenisations share: is their PSNR gap surely below one doubling of E's gain?"""
-    points = _measured(rows, "PSNR")
+    points = rows_with(rows, "PSNR")
     fit = fit_rows(points, "E", "PSNR")
     by_e: dict[Any, list[dict[str, Any]]] = {}
     for r in points:
@@ -253,30 +166,23 @@ def _patch_independence(rows: list[dict[str, Any]]) -> tuple[list[str], list[str
     if not shared or fit is None:
         return ["no two runs share E with a different tokenisation"], []
     threshold = abs(fit.slope)
-    run_var, dof = _replicates(points, "PSNR")
+    run_var, dof = replicate_noise(points, "PSNR")
     lines = [f"threshold: {threshold:.2f} dB, the PSNR gained per doubling of E (all-runs fit: "
              f"{fit.describe(' dB')})"]
     verdicts = []
     for e, group in shared.items():
-        means = [_family_mean(runs, "PSNR", run_var) for runs in _families(group).values()]
+        means = [group_mean(runs, "PSNR", run_var) for runs in _families(group).values()]
         by_mean = sorted(means, key=lambda m: m[0])
         (worst, worst_var, worst_runs), (best, best_var, best_runs) = by_mean[0], by_mean[-1]
         gap, sd = best - worst, math.sqrt(best_var + worst_var)
         low, high = gap - quantile(dof) * sd, gap + quantile(dof) * sd
-        side = _against(low, high, threshold)
+        side = side_of(low, high, threshold)
         verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
         verdicts.append(verdict)
-        ci = _ci(low, high, ".2f", " dB") if sd > 0 else "[no interval: no run logged one]"
+        ci = ci_text(low, high, ".2f", " dB") if sd > 0 else "[no interval: no run logged one]"
         lines.append(f"E = {e}: {_described(best, best_runs)} vs {_described(worst, worst_runs)}: gap {gap:.2f} dB "
                      f"{ci} — {verdict}")
     return lines, verdicts
-
-
-def _family_mean(runs: list[dict[str, Any]], key: str, run_var: float) -> tuple[float, float, list[dict[str, Any]]]:
-    """The mean `key` of a group of runs (one tokenisation's seed replicates at one E, say), its variance (the
-    runs' own intervals plus the run-to-run variance `run_var`), and the runs."""
-    own = sum(sd_from_interval(r.get(f"{key}_lo"), r.get(f"{key}_hi")) ** 2 for r in runs) / len(runs) ** 2
-    return statistics.fmean(r[key] for r in runs), own + run_var / len(runs), runs
 
 
 def _described(mean: float, runs: list[dict[str, Any]]) -> str:
@@ -288,7 +194,7 @@ def e_patch_size(rows: list[dict[str, Any]], paper: dict[str, Any], media: str =
     subset = [r for r in rows if r.get("media", "image") == media] or rows
     lines, verdicts = _patch_independence(subset)
     return Finding(
-        "e_patch_size", paper["claim"], paper["paper"], _combine(verdicts),
+        "e_patch_size", paper["claim"], paper["paper"], combine_verdicts(verdicts),
         "at each E shared by runs of different tokenisation (p, or q x p), the PSNR gap between the best and the "
         "worst tokenisation (each the mean of its seed replicates) has its 95% interval below the PSNR gained per "
         "doubling of E (the all-runs log-E slope); does not hold when the interval is above it, inconclusive when "
@@ -301,21 +207,21 @@ def _for_the_record(rows: list[dict[str, Any]], x_key: str, label: str) -> list[
     """The fits of the metrics other than PSNR (which the size rules judge), reported without a verdict."""
     lines = []
     for key, _, unit in METRICS[1:]:
-        fit = fit_rows(_measured(rows, key), x_key, key)
+        fit = fit_rows(rows_with(rows, key), x_key, key)
         if fit is not None:
             lines.append(f"{key} vs log2 {label} (not judged): {fit.describe(unit)}")
     return lines
 
 
 def encoder_scaling(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
-    fit = fit_rows(_measured(rows, "PSNR"), "encoder_params", "PSNR")
+    fit = fit_rows(rows_with(rows, "PSNR"), "encoder_params", "PSNR")
     rule = (f"holds when the PSNR change from the smallest to the largest encoder (slope of PSNR vs log2 encoder "
             f"params x the log2 span) has its 95% interval within +-{ENCODER_DB} dB; does not hold when the "
             f"interval lies outside; inconclusive otherwise; needs >= {MIN_POINTS} runs and >= 2 encoder sizes")
     if fit is None or fit.r2 is None:
         return Finding("encoder_scaling", paper["claim"], paper["paper"], NO_DATA, rule,
                        ["PSNR vs encoder size: too few runs or a single encoder size"])
-    xs = [r["encoder_params"] for r in _measured(rows, "PSNR")]
+    xs = [r["encoder_params"] for r in rows_with(rows, "PSNR")]
     span = math.log2(max(xs)) - math.log2(min(xs))
     low, high = (v * span for v in fit.interval())
     change = fit.slope * span
@@ -323,46 +229,29 @@ def encoder_scaling(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Findin
     verdict = HOLDS if inside else FAILS if outside else INCONCLUSIVE
     lines = [f"PSNR vs log2 encoder params: {fit.describe(' dB')}",
              f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M encoder params: {change:+.2f} dB "
-             f"{_ci(low, high, '+.2f', ' dB')} — {verdict}"]
+             f"{ci_text(low, high, '+.2f', ' dB')} — {verdict}"]
     lines += _for_the_record(rows, "encoder_params", "encoder params")
     return Finding("encoder_scaling", paper["claim"], paper["paper"], verdict, rule, lines)
 
 
 def decoder_scaling(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
-    fit = fit_rows(_measured(rows, "PSNR"), "decoder_params", "PSNR")
+    fit = fit_rows(rows_with(rows, "PSNR"), "decoder_params", "PSNR")
     rule = (f"holds when the slope of PSNR vs log2 decoder params has its 95% interval above 0; does not hold "
             f"when it is below 0; inconclusive when it includes 0; needs >= {MIN_POINTS} runs and >= 2 decoder "
             f"sizes")
     if fit is None or fit.r2 is None:
         return Finding("decoder_scaling", paper["claim"], paper["paper"], NO_DATA, rule,
                        ["PSNR vs decoder size: too few runs or a single decoder size"])
-    side = _against(*fit.interval(), 0.0)
+    side = side_of(*fit.interval(), 0.0)
     verdict = HOLDS if side > 0 else FAILS if side < 0 else INCONCLUSIVE
-    xs = [r["decoder_params"] for r in _measured(rows, "PSNR")]
+    xs = [r["decoder_params"] for r in rows_with(rows, "PSNR")]
     span = math.log2(max(xs)) - math.log2(min(xs))
     low, high = (v * span for v in fit.interval())
     lines = [f"PSNR vs log2 decoder params: {fit.describe(' dB')} — {verdict}",
              f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M decoder params: "
-             f"{fit.slope * span:+.2f} dB {_ci(low, high, '+.2f', ' dB')}"]
+             f"{fit.slope * span:+.2f} dB {ci_text(low, high, '+.2f', ' dB')}"]
     lines += _for_the_record(rows, "decoder_params", "decoder params")
     return Finding("decoder_scaling", paper["claim"], paper["paper"], verdict, rule, lines)
-
-
-def _family_quantile(dof: int, comparisons: int) -> float:
-    """The two-sided quantile that keeps `comparisons` intervals 95% sure together (Bonferroni); for one
-    comparison it is `quantile`'s."""
-    upper = 1 - (1 - LEVEL) / (2 * comparisons)
-    return float(student_t.ppf(upper, dof) if dof else norm.ppf(upper))
-
-
-def _mean_difference(on: list[dict[str, Any]], off: list[dict[str, Any]], key: str, run_var: float, dof: int,
-                     comparisons: int = 1) -> tuple[float, float, float]:
-    """mean(on) - mean(off) of `key` and its 95% interval (runs' own intervals plus run-to-run noise), widened
-    for `comparisons` when `on` or `off` was picked as the best of several."""
-    mean_on, var_on, _ = _family_mean(on, key, run_var)
-    mean_off, var_off, _ = _family_mean(off, key, run_var)
-    half = _family_quantile(dof, comparisons) * math.sqrt(var_on + var_off)
-    return mean_on - mean_off, mean_on - mean_off - half, mean_on - mean_off + half
 
 
 def loss_tradeoff(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
@@ -372,7 +261,7 @@ def loss_tradeoff(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
             "inconclusive otherwise; needs both kinds of run and a perceptual metric")
     on = [r for r in rows if r.get("lpips_active") or (r.get("gan_weight") or 0) > 0]
     off = [r for r in rows if r not in on]
-    perceptual = next((k for k in ("rFID", "LPIPS") if _measured(rows, k)), None)
+    perceptual = next((k for k in ("rFID", "LPIPS") if rows_with(rows, k)), None)
     lines = [f"runs with a perceptual/GAN term active: {len(on)}; without: {len(off)}"]
     inactive = [r["config"] for r in rows if (r.get("lpips_weight") or 0) > 0 and not r.get("lpips_active")]
     if inactive:
@@ -383,13 +272,13 @@ def loss_tradeoff(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
     for key in ("PSNR", perceptual):
         if key is None:
             continue
-        with_key, without_key = _measured(on, key), _measured(off, key)
+        with_key, without_key = rows_with(on, key), rows_with(off, key)
         if not with_key or not without_key:
             lines.append(f"{key} missing on one side")
             continue
-        diff, low, high = _mean_difference(with_key, without_key, key, *_replicates(rows, key))
-        lines.append(f"mean {key} with minus without: {diff:+.4g} {_ci(low, high, '+.4g')}")
-        sides.append(_against(low, high, 0.0))
+        diff, low, high = mean_difference(with_key, without_key, key, *replicate_noise(rows, key))
+        lines.append(f"mean {key} with minus without: {diff:+.4g} {ci_text(low, high, '+.4g')}")
+        sides.append(side_of(low, high, 0.0))
     if len(sides) < 2:
         return Finding("loss_tradeoff", paper["claim"], paper["paper"], NO_DATA, rule, lines)
     verdict = HOLDS if sides == [-1, -1] else FAILS if 1 in sides else INCONCLUSIVE
@@ -417,7 +306,7 @@ def _e_ratio(video_fit: Fit, image_fit: Fit, target: float) -> tuple[float, floa
 def _e_ratios(video: list[dict[str, Any]], image: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """For each video tokenisation: how many times the image E it needs for equal PSNR, at a PSNR that both
     the image runs and its runs reach (the middle of the overlap of their measured ranges: no extrapolation)."""
-    image = _measured(image, "PSNR")
+    image = rows_with(image, "PSNR")
     image_fit = fit_rows(image, "E", "PSNR")
     frames = max((r.get("frames") or 0 for r in video), default=0)
     if image_fit is None or image_fit.slope <= 0 or frames <= 1:
@@ -425,7 +314,7 @@ def _e_ratios(video: list[dict[str, Any]], image: list[dict[str, Any]]) -> tuple
                 "ratio is not measured"], []
     image_psnr = [r["PSNR"] for r in image]
     lines, verdicts = [], []
-    for family, runs in sorted(_families(_measured(video, "PSNR")).items()):
+    for family, runs in sorted(_families(rows_with(video, "PSNR")).items()):
         video_fit, name = fit_rows(runs, "E", "PSNR"), family_name(family)
         video_psnr = [r["PSNR"] for r in runs]
         low_end, high_end = max(min(image_psnr), min(video_psnr)), min(max(image_psnr), max(video_psnr))
@@ -436,10 +325,10 @@ def _e_ratios(video: list[dict[str, Any]], image: list[dict[str, Any]]) -> tuple
             continue
         target = (low_end + high_end) / 2
         ratio, low, high = _e_ratio(video_fit, image_fit, target)
-        side = _against(low, high, frames)
+        side = side_of(low, high, frames)
         verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
         lines.append(f"{name}: at PSNR {target:.2f} dB video ({frames}-frame clips) needs {ratio:.3g}x the image E "
-                     f"{_ci(low, high, '.3g', 'x')} against {frames}x — {verdict}")
+                     f"{ci_text(low, high, '.3g', 'x')} against {frames}x — {verdict}")
         verdicts.append(verdict)
     return lines, verdicts
 
@@ -455,187 +344,15 @@ def video_compressibility(rows: list[dict[str, Any]], paper: dict[str, Any]) -> 
             f"inconclusive when an interval straddles its threshold, or when no ratio could be measured")
     lines, verdicts = _family_laws(video, METRICS[:1])
     ratio_lines, ratio_verdicts = _e_ratios(video, image)
-    verdict = _combine(verdicts + ratio_verdicts)
+    verdict = combine_verdicts(verdicts + ratio_verdicts)
     if verdict == HOLDS and not ratio_verdicts:  # the law alone does not settle a claim about the E ratio
         verdict = INCONCLUSIVE
     return Finding("video_compressibility", paper["claim"], paper["paper"], verdict, rule, lines + ratio_lines)
 
 
-def _by_e(rows: list[dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
-    out: dict[Any, list[dict[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: r["E"]):
-        out.setdefault(r["E"], []).append(r)
-    return out
-
-
-def _mean_with_ci(runs: list[dict[str, Any]], key: str, replicates: tuple[float, int], unit: str = "") -> str:
-    """`key`'s mean over the runs with its 95% interval; `replicates` = (run-to-run variance, its dof)."""
-    run_var, dof = replicates
-    mean, var, _ = _family_mean(runs, key, run_var)
-    if var <= 0:
-        return f"{key} {mean:.4g}{unit} [no interval: no run logged one, no seed replicates]"
-    half = quantile(dof) * math.sqrt(var)
-    return f"{key} {mean:.4g}{unit} {_ci(mean - half, mean + half, '.4g', unit)}"
-
-
-def _per_e_lines(by_e: dict[Any, list[dict[str, Any]]], key: str) -> list[str]:
-    """Each E's mean generation metric and PSNR over its runs, with their 95% intervals."""
-    runs = [r for group in by_e.values() for r in group]
-    gen_noise, psnr_noise = _replicates(runs, key), _replicates(runs, "PSNR")
-    lines = []
-    for e, group in by_e.items():
-        psnr = _measured(group, "PSNR")
-        recon = _mean_with_ci(psnr, "PSNR", psnr_noise, " dB") if psnr else "PSNR not measured"
-        samples = "/".join(sorted({str(r.get("gen_n") or "?") for r in group}))
-        names = ", ".join(str(r.get("config", "")) for r in group)
-        lines.append(f"E = {e}: {_mean_with_ci(group, key, gen_noise)}; {recon} ({len(group)} run(s): {names}; "
-                     f"N = {samples} generated samples)")
-    return lines
-
-
-def _generation_turn(by_e: dict[Any, list[dict[str, Any]]], key: str) -> tuple[str, list[str]]:
-    """Does generation stop improving, or worsen, at the largest E while reconstruction still improves there?"""
-    runs = [r for group in by_e.values() for r in group]
-    means = {e: statistics.fmean(r[key] for r in group) for e, group in by_e.items()}
-    best, largest = min(means, key=means.get), max(by_e)
-    if best == largest:
-        runner_up = min((e for e in means if e != largest), key=means.get)
-        diff, low, high = _mean_difference(by_e[runner_up], by_e[largest], key, *_replicates(runs, key))
-        sure = _judged(low, high, 0.0) > 0
-        verdict = FAILS if sure else INCONCLUSIVE
-        why = ("generation is surely still improving at the largest E tried: no turn within this sweep's range"
-               if sure else "the interval includes 0 (or was not measured)")
-        return verdict, [f"{key} is best at the largest E = {largest}; the next best, E = {runner_up}, is worse by "
-                         f"{diff:+.4g} {_ci(low, high, '+.4g')} — {verdict}: {why}"]
-    comparisons = len(by_e) - 1
-    diff, low, high = _mean_difference(by_e[largest], by_e[best], key, *_replicates(runs, key), comparisons)
-    lines = [f"{key} is best at E* = {best}; at E_max = {largest} it is worse by {diff:+.4g} [95% CI, Bonferroni "
-             f"over the {comparisons} E that could have been E*: {low:+.4g}, {high:+.4g}]"]
-    gen_side = _judged(low, high, 0.0)
-    at_largest, at_best = _measured(by_e[largest], "PSNR"), _measured(by_e[best], "PSNR")
-    psnr_side = 0
-    if at_largest and at_best:
-        diff, low, high = _mean_difference(at_largest, at_best, "PSNR", *_replicates(runs, "PSNR"))
-        psnr_side = _judged(low, high, 0.0)
-        lines.append(f"PSNR at E_max minus at E*: {diff:+.2f} dB {_ci(low, high, '+.2f', ' dB')}")
-    else:
-        lines.append("PSNR not measured at both E* and E_max")
-    if psnr_side < 0:
-        verdict, why = FAILS, "reconstruction surely worsens from E* to E_max too: the turn is not generation's own"
-    elif gen_side > 0 and psnr_side > 0:
-        verdict, why = HOLDS, "generation surely worsens from E* to E_max while reconstruction surely improves"
-    else:
-        verdict, why = INCONCLUSIVE, "an interval includes 0 (or was not measured)"
-    return verdict, lines + [f"E* against E_max — {verdict}: {why}"]
-
-
-def e_generation(rows: list[dict[str, Any]], paper: dict[str, Any], media: str = "image") -> Finding:
-    subset = [r for r in rows if r.get("media", "image") == media] or rows
-    key = generation_metric(subset)
-    by_e = _by_e(generation_rows(subset, key))
-    rule = (f"generation metric: gFID when every finished probe logged it, else gFVD likewise, else SWD (lower is "
-            f"better); only runs whose probe finished count. At each E, generation and PSNR are each the mean over "
-            f"those runs (any tokenisation or seed), its variance from each run's 95% interval plus the seed "
-            f"replicates' run-to-run variance. E* is the E with the best mean generation, E_max the largest E. "
-            f"When E* < E_max: holds when generation at E_max is surely worse than at E* (the difference's "
-            f"interval, Bonferroni-widened for "
-            f"the k - 1 values of E that could have been E* among the k measured, lies above 0) and PSNR at E_max "
-            f"is surely better than at E* (95% interval of the difference above 0: reconstruction still improves); "
-            f"does not hold when PSNR at E_max is surely worse than at E* (reconstruction turns too, so the turn is "
-            f"not generation's own); inconclusive otherwise. When E* = E_max: does not hold when generation at "
-            f"E_max is surely better than at the next best E (95% interval of the difference above 0: still "
-            f"improving at the largest E tried, so no turn within the sweep's range, which may end before the "
-            f"paper's turn); inconclusive otherwise. An interval of zero width (no run logged one, no seed "
-            f"replicates) is never sure. Needs >= {MIN_POINTS} distinct E with generation measured. The log-E "
-            f"fit and its R² are reported beside the paper's, not judged; nor is the c > 32 part")
-    if len(by_e) < MIN_POINTS:
-        found = f"{key} measured at {len(by_e)} value(s) of E" if key else "no generation probe finished"
-        return Finding("e_generation", paper["claim"], paper["paper"], NO_DATA, rule,
-                       [f"{found}; needs {MIN_POINTS} (the sweep file's `generation:` block runs the probe)"])
-    runs = [r for group in by_e.values() for r in group]
-    generators = ", ".join(sorted({str(r.get("generator")) for r in runs}))
-    lines = [f"generation metric: {key} (lower is better), generator(s): {generators}"]
-    lines += _per_e_lines(by_e, key)
-    lines.append(f"{key} vs log2 E (not judged; paper: {paper['paper']}): {fit_rows(runs, 'E', key).describe()}")
-    verdict, turn = _generation_turn(by_e, key)
-    return Finding("e_generation", paper["claim"], paper["paper"], verdict, rule, lines + turn)
-
-
-def _relative_change(fit: Fit, smallest: float, largest: float) -> tuple[float, float, float]:
-    """The metric's change from the smallest to the largest size along the fit's line, relative to the line's
-    value at the smallest size, with the 95% percentile interval of refits on runs redrawn within their
-    uncertainty (the reference value is uncertain too, so the slope's interval alone would not do)."""
-    start_x, span = math.log2(smallest), math.log2(largest) - math.log2(smallest)
-
-    def relative(slope, intercept):
-        start = slope * start_x + intercept
-        # A line at or below 0 at the smallest size (the metrics are positive) bounds no relative change.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(start > 0, slope * span / start, np.inf)
-
-    slopes, intercepts = fit.resample(RATIO_DRAWS, seed=3)
-    low, high = np.quantile(relative(slopes, intercepts), [0.025, 0.975])
-    return float(relative(fit.slope, fit.intercept)), float(low), float(high)
-
-
-def _generation_vs_size(rows: list[dict[str, Any]], x_key: str, label: str
-                        ) -> tuple[Fit | None, tuple[float, float, float] | None, list[str]]:
-    """The generation metric's log2 fit against a size, its relative change across the sizes (both None with too
-    few runs or sizes), and the lines."""
-    key = generation_metric(rows)
-    runs = [r for r in generation_rows(rows, key) if r.get(x_key)]
-    fit = fit_rows(runs, x_key, key) if key else None
-    if fit is None or fit.n < MIN_POINTS:
-        return None, None, [f"generation vs {label}: {len(runs)} run(s) with generation measured; needs >= "
-                            f"{MIN_POINTS} runs and >= 2 sizes"]
-    xs = [r[x_key] for r in runs]
-    change = _relative_change(fit, min(xs), max(xs))
-    return fit, change, [
-        f"{key} vs log2 {label}: {fit.describe()}",
-        f"{key} change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M {label}, relative to the fitted {key} at "
-        f"the smallest: {change[0]:+.1%} {_ci(change[1], change[2], '+.1%')}",
-    ]
-
-
-def encoder_generation(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
-    rule = (f"generation metric as for e_generation (gFID, else gFVD, else SWD; lower is better; finished probes "
-            f"only); holds when the slope of the generation metric vs log2 encoder params has its 95% interval above "
-            f"0 (a bigger encoder surely worsens generation); does not hold when it is below 0 (a bigger encoder "
-            f"surely improves it); inconclusive when it includes 0 or has zero width (no run logged one, no seed "
-            f"replicates); how much (\"slightly\") is reported, not judged: the paper gives no size; needs >= "
-            f"{MIN_POINTS} runs and >= 2 encoder sizes with generation measured")
-    fit, _, lines = _generation_vs_size(rows, "encoder_params", "encoder params")
-    if fit is None:
-        return Finding("encoder_generation", paper["claim"], paper["paper"], NO_DATA, rule, lines)
-    side = _judged(*fit.interval(), 0.0)
-    verdict = HOLDS if side > 0 else FAILS if side < 0 else INCONCLUSIVE
-    lines[0] += f" — {verdict}"
-    return Finding("encoder_generation", paper["claim"], paper["paper"], verdict, rule, lines)
-
-
-def decoder_generation(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
-    rule = (f"generation metric as for e_generation (gFID, else gFVD, else SWD; lower is better; finished probes "
-            f"only); holds when its change from the smallest to the largest decoder along its log2 fit against "
-            f"decoder params, relative to the fitted value at the smallest decoder, has its 95% interval (percentile "
-            f"over refits on runs redrawn within their uncertainty) within +-{DECODER_GEN_REL:.0%}; does not hold "
-            f"when the interval lies outside that band; inconclusive otherwise, or when it has zero width (no run "
-            f"logged one, no seed replicates); that the decoder helps reconstruction is decoder_scaling's to judge; "
-            f"needs >= {MIN_POINTS} runs and >= 2 decoder sizes with generation measured")
-    fit, change, lines = _generation_vs_size(rows, "decoder_params", "decoder params")
-    if fit is None:
-        return Finding("decoder_generation", paper["claim"], paper["paper"], NO_DATA, rule, lines)
-    _, low, high = change
-    sure = high > low  # a zero-width interval (no uncertainty measured) is never sure
-    inside = -DECODER_GEN_REL < low and high < DECODER_GEN_REL
-    outside = low >= DECODER_GEN_REL or high <= -DECODER_GEN_REL
-    verdict = HOLDS if sure and inside else FAILS if sure and outside else INCONCLUSIVE
-    lines[1] += f" — {verdict}"
-    return Finding("decoder_generation", paper["claim"], paper["paper"], verdict, rule, lines)
-
-
 def judge_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[str, Any] | None = None) -> list[Finding]:
     paper = paper or load_paper()
-    rows = _ok(rows)
+    rows = finished_rows(rows)
     out = []
     for fid in covered(rows, study):
         media = "video" if study == "video_e_sweep" else "image"
@@ -681,12 +398,12 @@ def _generation_cells(row: dict[str, Any], keys: list[str]) -> list[str]:
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     """Each finished run's E, tokenisation, n and metrics with their 95% intervals, as Markdown lines; with a
     generation probe also its generator, N and metrics."""
-    metrics = [(key, ".2f" if key == "PSNR" else ".4f") for key, _, _ in METRICS if _measured(rows, key)]
+    metrics = [(key, ".2f" if key == "PSNR" else ".4f") for key, _, _ in METRICS if rows_with(rows, key)]
     head = ["config", "E", "tokens", "c", "enc-dec", "seed", "n"] + [f"{key} [95% CI]" for key, _ in metrics]
     probed = any(r.get("gen_status") for r in rows)
     generated = [key for key in ("SWD", "gFID", "gFVD") if generation_rows(rows, key)]
     if probed:
-        head += ["generator", "gen n"] + [f"{key} [95% CI]" if _measured(rows, f"{key}_lo") else key
+        head += ["generator", "gen n"] + [f"{key} [95% CI]" if rows_with(rows, f"{key}_lo") else key
                                           for key in generated]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -706,7 +423,7 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
                 f"is 95%: a run's is a percentile bootstrap over its n validation samples; a slope's or a "
                 f"difference's carries those of its runs plus the run-to-run spread of seed replicates where the "
                 f"sweep has them (without replicates, training noise is not in the interval).")
-    ok = _ok(rows or [])
+    ok = finished_rows(rows or [])
     generated = bool(generation_rows(ok, generation_metric(ok)))
     if generated:
         head[-1] += (" A run's SWD interval is the value +- 1.96 jackknife standard deviations over its N generated "

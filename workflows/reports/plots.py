@@ -23,7 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from workflows.reports.findings import METRICS, generation_metric, generation_rows  # noqa: E402
+from workflows.reports.findings import METRICS  # noqa: E402
+from workflows.reports.generation_findings import generation_metric, generation_rows  # noqa: E402
 from workflows.reports.fits import Fit, fit_rows  # noqa: E402
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from workflows.reports.findings import METRICS, findings_markdown, generation_metric, generation_rows, judge_findings
+from workflows.reports.findings import METRICS, findings_markdown, judge_findings
+from workflows.reports.generation_findings import generation_metric, generation_rows
 from workflows.reports.fits import Fit, fit_rows
 from workflows.reports.plots import make_plots
 from workflows.reports.tables import rows_to_csv, rows_to_markdown
