@@ -19,10 +19,9 @@ LOCAL_SPARE_CPUS = 2
 # Why: glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh pages and unmaps them when
 # freed, and a thread outside the main one (Ray Train runs the training loop in one) always mmaps blocks
 # larger than its 64 MiB arena heap. DeepSpeed's ZeRO optimisers allocate temporaries the size of all
-# parameters (345 MB of fp32 for S-S/16) on every step, so every step page-faulted them in: measured in a
-# training thread on 2 CPU cores, an S-S/16 ZeRO-2 bf16 step took 0.84 s with glibc's defaults and 0.51 s with
-# one arena, no mmap for large blocks and freed memory kept for reuse. The cost is a heap that stays at its
-# peak, which a training process reaches on its first step anyway.
+# parameters (345 MB of fp32 for S-S/16) on every step, so every step page-faulted them in
+# (bench/train_step.py measures the trainer with these settings). The cost is a heap that stays at its peak,
+# which a training process reaches on its first step anyway.
 ALLOCATOR_ENV = {
     "MALLOC_ARENA_MAX": "1",  # every thread allocates from the main heap (sbrk), which can hold any size
     "MALLOC_MMAP_THRESHOLD_": str(1 << 34),  # large blocks from the heap too, not one mmap each

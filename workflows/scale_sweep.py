@@ -97,7 +97,7 @@ def register_tokenizers(client: MlflowClient, experiment_id: str, sweep: str, al
 def _probe(client: MlflowClient, tracking_uri: str, experiment_id: str, sweep, args: argparse.Namespace,
            tags: dict[str, str]):  # fmt: skip
     """The runner's probe callable when the sweep has a `generation:` block, else None."""
-    if sweep.generation is None:
+    if not sweep.probed:
         return None
     probe = GenerationProbe(client, tracking_uri, experiment_id, sweep.name,
                             absolute_location(args.latents or str(SWEEP_LATENTS)), args.storage, tags,
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         probe=_probe(client, tracking_uri, experiment_id, sweep, args, tags),
     )
     outcomes = runner.run(plans)
-    probed = sweep.generation is not None
+    probed = sweep.probed
     rows = [summary_row(o.plan, o.result, o.error, probed=probed, generation=o.generation,
                         generation_error=o.generation_error,
                         generator=sweep.generation_for(o.plan.config).model if probed else "") for o in outcomes]

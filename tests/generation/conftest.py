@@ -13,6 +13,7 @@ from data_prep import run as prepare_shards
 from vitok import ViTok
 from workflows.latents.params import CacheOptions
 from workflows.latents.pipeline import cache_latents
+from tests.feature_networks import TinyI3D, TinyInception
 from workflows.tracking import MlflowClient, create_run, log_params
 
 CONFIG_ROLE_TAGS = {"role": "config", "sweep": "generation-test"}  # what a sweep's tokenizer runs carry
@@ -43,29 +44,6 @@ def cache(shards: Path, tokenizer: Path, output: Path, media_type: str) -> Path:
     options = CacheOptions(dtype="bfloat16", precision="fp32", media_types=(media_type,), batch_size=64)
     cache_latents(str(shards), str(tokenizer), str(output), options)
     return output
-
-
-class TinyInception(nn.Module):
-    """Inception-shaped: (N, 3, H, W) float pixels in [0, 255], `return_features` -> (N, 8) features."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, stride=2)
-
-    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
-        return torch.tanh(self.conv(x / 255.0)).mean(dim=(2, 3))
-
-
-class TinyI3D(nn.Module):
-    """I3D-shaped: (N, 3, T, H, W) float pixels in [0, 255] -> (N, 6) features."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 6, (2, 3, 3))
-
-    def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True, return_features: bool = True):
-        x = x / 127.5 - 1.0 if rescale else x
-        return torch.tanh(self.conv(x)).mean(dim=(2, 3, 4))
 
 
 @pytest.fixture(scope="module")

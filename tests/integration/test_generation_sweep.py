@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from tests.generation.conftest import TinyInception
+from tests.feature_networks import TinyInception
 from tests.helpers import REPO, run_cli, run_sweep
 from workflows.tracking import MlflowClient, find_children, find_parent
 

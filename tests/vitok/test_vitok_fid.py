@@ -5,6 +5,7 @@ import scipy.linalg
 import torch
 from torch import nn
 
+from tests.feature_networks import TinyI3D, TinyInception
 from vitok import ViTok
 from vitok.fid import FeatureStats, frechet_distance, load_i3d, load_inception, rfid, rfvd
 
@@ -33,29 +34,6 @@ def test_frechet_distance_matches_scipy_on_random_features():
     assert abs(frechet_distance(mean, cov, mean, cov)) < 1e-8
 
 
-class TinyImageNet(nn.Module):
-    """Stands in for Inception: (N, 3, H, W) in [0, 255] -> (N, 8)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, stride=2)
-
-    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
-        return torch.tanh(self.conv(x / 255.0)).mean(dim=(2, 3))
-
-
-class TinyVideoNet(nn.Module):
-    """Stands in for I3D: (N, 3, T, H, W) in [0, 255] -> (N, 6)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 6, (2, 3, 3))
-
-    def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True, return_features: bool = True):
-        x = x / 127.5 - 1.0 if rescale else x
-        return torch.tanh(self.conv(x)).mean(dim=(2, 3, 4))
-
-
 class Identity(nn.Module):
     """A "tokenizer" that reconstructs perfectly."""
 
@@ -65,8 +43,8 @@ class Identity(nn.Module):
 
 def test_rfid_and_rfvd_mechanics(tmp_path):
     torch.manual_seed(0)
-    torch.jit.script(TinyImageNet()).save(str(tmp_path / "inception.pt"))
-    torch.jit.script(TinyVideoNet()).save(str(tmp_path / "i3d.pt"))
+    torch.jit.script(TinyInception()).save(str(tmp_path / "inception.pt"))
+    torch.jit.script(TinyI3D()).save(str(tmp_path / "i3d.pt"))
     inception, i3d = load_inception(str(tmp_path / "inception.pt")), load_i3d(str(tmp_path / "i3d.pt"))
     assert load_inception(None) is None and load_i3d("") is None
     batches = [torch.rand(8, 2, 16, 16, 3) * 2 - 1 for _ in range(3)]

@@ -224,10 +224,8 @@ def swd_interval(
 
     The items (images, or clips with all their frames) are split into `groups`; each replicate leaves one group
     out of both sets and recomputes the metric with the same directions, so the spread is that of the samples,
-    not of the random directions. Why not the bootstrap: a redraw with replacement repeats items, and repeated
-    patches alone raise the distance (on 64 images the whole bootstrap interval lay above the value). On
-    synthetic image sets the jackknife's standard deviation was within 20% of the spread over independent sets
-    (slightly wider), the direction sampling adding a third of that again, which the interval leaves out.
+    not of the random directions (whose noise the interval leaves out). Why not the bootstrap: a redraw with
+    replacement repeats items, and repeated patches alone raise the distance.
     """
     if first.resolutions != second.resolutions or first.items != second.items:
         raise ValueError(f"expected two sets of equally many items with equal pyramids, got {first.items} items "

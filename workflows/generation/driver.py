@@ -7,7 +7,6 @@ Re-running with the same name under the same parent resumes it: a FINISHED run i
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import ray
@@ -23,7 +22,7 @@ from workflows.generation.worker import GeneratorWorkerConfig, train_loop_per_wo
 from workflows.runtime.console import say
 from workflows.runtime.paths import storage_location
 from workflows.tracking import ROLE_TAG, RunResult, open_run
-from workflows.training.progress import ProgressFollower, format_duration
+from workflows.training.progress import fit_followed, format_duration
 from workflows.training.resources import DATA_READ_CPUS, ClusterTooSmall
 
 GENERATOR_ROLE = "generator"  # the `role` tag of generator runs (a sweep's are "sweep", its tokenizers' "config")
@@ -96,15 +95,7 @@ def run_generator(
         # (only rank 0 reads them).
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
-    start = time.perf_counter()
-    try:
-        with ProgressFollower(client, run_id, plan.name, c.steps, c.global_batch_size):
-            result = trainer.fit()
-    except Exception:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    wall = time.perf_counter() - start
-    client.log_metric(run_id, "wall_time_s", wall)
+    result, wall = fit_followed(trainer, client, run_id, plan.name, c.steps, c.global_batch_size)
     export = Path(result.checkpoint.path) / EXPORT_DIR if result.checkpoint else None
     metrics = client.get_run(run_id).data.metrics
     say(result_line(plan.name, metrics, wall))

@@ -99,7 +99,7 @@ def format_plan(sweep: Sweep, plans: list[RunPlan]) -> str:
         f"Estimated total training compute: {total:.4g} FLOPs ({total / 1e15:.4g} PFLOPs; "
         f"6 x MACs x steps x global batch)\n"
     )
-    if sweep.generation is not None:
+    if sweep.probed:
         g = sweep.generation_for(sweep.configs[0])
         text += (f"Generation probe after each config: {g.model} on its {g.media_type} latents, {g.steps} steps at "
                  f"batch {g.global_batch_size}, then {g.samples} samples ({g.sampler}, {g.sample_steps} steps) scored "

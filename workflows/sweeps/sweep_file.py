@@ -64,15 +64,17 @@ class Sweep:
     study: str = ""
     input: dict[str, int] = field(default_factory=dict)
     axes: dict[str, list[Any]] = field(default_factory=dict)  # axis key -> values, for the report
-    generation: dict[str, Any] | None = None  # the `generation:` block as written (validated); None: no probe
+    # Run name -> its generation probe: the `generation:` block with the run's media type and weights unless
+    # the block sets them. Empty: the sweep has no probe.
+    probes: dict[str, GenerationConfig] = field(default_factory=dict)
+
+    @property
+    def probed(self) -> bool:
+        return bool(self.probes)
 
     def generation_for(self, config: TrainConfig) -> GenerationConfig | None:
-        """The probe of tokenizer `config`: the block, with the config's media type and weights unless it sets
-        them; None when the sweep has no probe."""
-        if self.generation is None:
-            return None
-        defaults = {"media_type": config.data.media_type, "weights": dataclasses.asdict(config.weights)}
-        return GenerationConfig.from_dict({**defaults, **self.generation}, where=f"{self.source}: generation")
+        """The generation probe of run `config`; None when the sweep has no probe."""
+        return self.probes.get(config.name)
 
     def dependencies(self) -> dict[str, str]:
         """Run name -> the run whose export it starts from (`train.init_from: "@NAME"`)."""
@@ -216,20 +218,26 @@ def parse_sweep(raw: Any, source: str, overrides: dict[str, Any] | None = None) 
         seen.add(name)
         merged = deep_merge(deep_merge(base, run), overrides or {})
         configs.append(TrainConfig.from_dict(merged, where=where))
-    generation = raw.get("generation")
-    if generation is not None:
-        if not isinstance(generation, dict):
-            raise ConfigError(f"{source}: generation must be a mapping of generation settings, e.g. {{steps: 300}}")
-        GenerationConfig.from_dict(generation, where=f"{source}: generation")  # its own keys, before any work
-    elif study == "e_generation":
-        raise ConfigError(f"{source}: study e_generation needs a 'generation:' block (the probe it judges)")
     sweep = Sweep(
         name=raw["sweep"], experiment=raw["experiment"], configs=configs, source=source, study=study,
-        input=_check_input(raw.get("input"), source), axes=axes, generation=generation,
+        input=_check_input(raw.get("input"), source), axes=axes, probes=_probes(raw.get("generation"), configs, source),
     )
-    for config in configs:  # with each config's media type and weights filled in
-        sweep.generation_for(config)
+    if study == "e_generation" and not sweep.probed:
+        raise ConfigError(f"{source}: study e_generation needs a 'generation:' block (the probe it judges)")
     for run, dep in sweep.dependencies().items():
         if dep not in seen or dep == run:
             raise ConfigError(f"{source}: {run}: train.init_from '@{dep}' names no other run of this sweep")
     return sweep
+
+
+def _probes(block: Any, configs: list[TrainConfig], source: str) -> dict[str, GenerationConfig]:
+    """Each run's generation probe from the `generation:` block (None: no probe), validated once here."""
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: generation must be a mapping of generation settings, e.g. {{steps: 300}}")
+    where = f"{source}: generation"
+    GenerationConfig.from_dict(block, where=where)  # the block's own keys, named as written
+    return {c.name: GenerationConfig.from_dict({"media_type": c.data.media_type,
+                                                "weights": dataclasses.asdict(c.weights), **block}, where=where)
+            for c in configs}  # fmt: skip

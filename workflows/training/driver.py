@@ -7,7 +7,6 @@ Re-running a config with the same name (and parent) resumes it: a FINISHED run i
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import ray
@@ -21,7 +20,7 @@ from workflows.tracking import RunResult, open_run
 from workflows.training.checkpoints import EXPORT_DIR
 from workflows.training.ingest import training_datasets
 from workflows.training.plan import RunPlan
-from workflows.training.progress import ProgressFollower, format_duration
+from workflows.training.progress import fit_followed, format_duration
 from workflows.training.resources import check_cluster_can_hold
 from workflows.training.worker import WorkerConfig, train_loop_per_worker
 
@@ -84,15 +83,7 @@ def run_training(
         # a ZeRO-3 model can run its collective forward passes in lockstep during evaluation.
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
-    start = time.perf_counter()
-    try:
-        with ProgressFollower(client, run_id, config.name, config.train.steps, config.train.global_batch_size):
-            result = trainer.fit()
-    except Exception:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    wall = time.perf_counter() - start
-    client.log_metric(run_id, "wall_time_s", wall)
+    result, wall = fit_followed(trainer, client, run_id, config.name, config.train.steps, config.train.global_batch_size)
     export = Path(result.checkpoint.path) / EXPORT_DIR if result.checkpoint else None
     if export is not None and config.train.export_to:
         copy_export(export, config.train.export_to)

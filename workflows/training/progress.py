@@ -8,6 +8,7 @@ cluster, and needs none of the workers' output on the console (which quiet mode 
 from __future__ import annotations
 
 import threading
+import time
 
 from mlflow.tracking import MlflowClient
 
@@ -69,3 +70,18 @@ class ProgressFollower:
                 self.poll()
             except Exception:  # noqa: BLE001 - a missed poll only delays a progress line
                 continue
+
+
+def fit_followed(trainer, client: MlflowClient, run_id: str, name: str, steps: int, global_batch: int):
+    """`trainer.fit()` (a Ray Train trainer) with its progress lines followed from MLflow run `run_id`: the run is
+    marked FAILED when the fit raises, and `wall_time_s` is logged when it returns. Returns (result, wall s)."""
+    start = time.perf_counter()
+    try:
+        with ProgressFollower(client, run_id, name, steps, global_batch):
+            result = trainer.fit()
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    wall = time.perf_counter() - start
+    client.log_metric(run_id, "wall_time_s", wall)
+    return result, wall
