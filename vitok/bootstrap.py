@@ -1,30 +1,74 @@
-"""Percentile bootstrap intervals for a statistic of per-sample values (e.g. the mean PSNR over a validation
-set), so every reported metric can carry its n and an interval. Pure numpy; seeded, so reruns agree."""
+"""Percentile bootstrap intervals for the mean of per-sample values (e.g. the mean PSNR over a validation set),
+so every reported metric can carry its n and an interval. Pure numpy; seeded, so reruns agree.
+
+Samples that are not independent (crops of one photograph, clips of one video) are resampled together: given
+each sample's group, a draw picks groups with replacement and takes the mean over all their samples (the
+cluster bootstrap). Without groups every sample is its own group, the ordinary bootstrap. Several sets of
+values measured on the same samples (one per model, say) can be drawn together, with the same groups picked
+in each draw, so differences between them keep the pairing (`bootstrap_means` on a 2-D array).
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Hashable, Sequence
 
 import numpy as np
 
 DEFAULT_RESAMPLES = 2000
+_PICKS_PER_CHUNK = 4_000_000
 
 
-def bootstrap_ci(values, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                 statistic: Callable[[np.ndarray], np.ndarray] = lambda a: a.mean(axis=-1)) -> tuple[float, float]:
-    """The percentile bootstrap interval of `statistic` over `values` (1-D), at confidence `level`.
+def group_index(groups: Sequence[Hashable] | None, n: int) -> tuple[np.ndarray, int]:
+    """Each sample's group as 0..G-1 (in order of first appearance) and G; without groups, 0..n-1 and n."""
+    if groups is None:
+        return np.arange(n), n
+    if len(groups) != n:
+        raise ValueError(f"groups: {len(groups)} given for {n} values")
+    first: dict[Hashable, int] = {}
+    index = np.array([first.setdefault(g, len(first)) for g in groups], dtype=np.int64)
+    return index, len(first)
 
-    Draws `resamples` samples of len(values) with replacement; `statistic` maps (resamples, n) -> (resamples,).
-    With one value the interval is that value (nothing to resample); with none it is (nan, nan).
+
+def bootstrap_means(values, groups: Sequence[Hashable] | None = None, resamples: int = DEFAULT_RESAMPLES,
+                    seed: int = 0) -> np.ndarray:
+    """`resamples` bootstrap draws of the mean over the last axis of `values` ((n,) or (k, n)).
+
+    Each draw picks G of the G groups with replacement (a multinomial count per group) and averages every
+    sample of the picked groups, counted as often as its group was picked; the draws are then spread about
+    the mean by sqrt(G / (G - 1)), so that their variance estimates the mean's without the plain bootstrap's
+    (G - 1) / G shrinkage, which is 9% in standard deviation with 6 groups. Returns (resamples,) for 1-D
+    values, (resamples, k) for 2-D ones, every row of a draw using the same picks.
     """
+    data = np.asarray(values, dtype=np.float64)
+    index, count = group_index(groups, data.shape[-1])
+    sums = np.zeros((count,) + data.shape[:-1])
+    np.add.at(sums, index, data.T)  # per group (and per row of 2-D values): the sum of its samples
+    sizes = np.bincount(index, minlength=count).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _PICKS_PER_CHUNK // count)  # bounds the (draws, G) pick counts held at once
+    means = []
+    for start in range(0, resamples, chunk):
+        picks = rng.multinomial(count, np.full(count, 1.0 / count), size=min(chunk, resamples - start))
+        picked = picks.astype(np.float64)
+        means.append((picked @ sums) / (picked @ sizes).reshape((-1,) + (1,) * (data.ndim - 1)))
+    draws = np.concatenate(means)
+    if count > 1:  # the plain bootstrap's variance is (G-1)/G of the mean's: small with a handful of groups
+        centre = data.mean(axis=-1)
+        draws = centre + (draws - centre) * np.sqrt(count / (count - 1))
+    return draws
+
+
+def bootstrap_ci(values, groups: Sequence[Hashable] | None = None, level: float = 0.95,
+                 resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean of `values` (1-D), at confidence `level`, resampling the
+    samples' `groups` (None: each sample alone). With one group the interval is the mean (nothing to resample
+    between groups); with no values it is (nan, nan)."""
     data = np.asarray(values, dtype=np.float64).ravel()
     if data.size == 0:
         return float("nan"), float("nan")
-    if data.size == 1:
-        return float(data[0]), float(data[0])
-    rng = np.random.default_rng(seed)
-    draws = data[rng.integers(0, data.size, size=(resamples, data.size))]
-    stats = statistic(draws)
+    _, count = group_index(groups, data.size)
+    if count == 1:
+        return float(data.mean()), float(data.mean())
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(stats, [tail, 1.0 - tail])
+    low, high = np.quantile(bootstrap_means(data, groups, resamples, seed), [tail, 1.0 - tail])
     return float(low), float(high)

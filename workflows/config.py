@@ -24,6 +24,9 @@ class ModelSection:
     channels: int = 8  # c: latent channels per token; E = L x c
 
 
+EVAL_UNITS = ("source", "folder", "sample")
+
+
 @dataclass
 class DataSection:
     shards: str = "work/shards"  # output folder of `python -m data_prep run`
@@ -34,6 +37,10 @@ class DataSection:
     # Train splits up to this many bytes are materialised once and repeated so that one Ray Data epoch
     # covers the whole run: on small corpora the per-epoch start-up would otherwise cost more than a step.
     cache_max_bytes: int = 1 << 30
+    # The independent unit of the validation set, which the bootstrap intervals resample as one: "source"
+    # (each source file: the clips of one video together), "folder" (each source file's folder: the sample
+    # corpus's scenes, whose crops are separate files) or "sample" (each tubelet alone).
+    eval_unit: str = "source"
 
 
 @dataclass
@@ -154,6 +161,7 @@ class TrainConfig(ValidatedConfig):
             (self.data.shuffle_buffer >= 0, "data.shuffle_buffer", "must be >= 0"),
             (self.data.crop >= 0, "data.crop", "must be >= 0"),
             (self.data.cache_max_bytes >= 0, "data.cache_max_bytes", "must be >= 0"),
+            (self.data.eval_unit in EVAL_UNITS, "data.eval_unit", "must be 'source', 'folder' or 'sample'"),
             (o.base_lr > 0, "optim.base_lr", "must be > 0"),
             (0 <= o.warmup_steps < t.steps, "optim.warmup_steps", "must be in [0, train.steps)"),
             (o.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)"),

@@ -9,6 +9,7 @@ worker group, a different process (and, on a cluster, a different machine).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -215,6 +216,20 @@ def log_text_files(client: MlflowClient, run_id: str, files: dict[str, str], art
             client.log_artifact(run_id, str(path), artifact_path)
 
 
+# Each training run's per-sample validation values (evaluation's columns: sample_id, group, psnr, ...), so a
+# sweep's report can resample every run's validation set alike.
+PER_SAMPLE_ARTIFACT = "eval/per_sample.json"
+
+
+def load_per_sample(client: MlflowClient, run_id: str) -> dict[str, list] | None:
+    """The run's per-sample validation values; None when it logged none (a run from before they were logged)."""
+    folder, name = PER_SAMPLE_ARTIFACT.rsplit("/", 1)
+    if name not in {Path(f.path).name for f in client.list_artifacts(run_id, folder)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(Path(client.download_artifacts(run_id, PER_SAMPLE_ARTIFACT, tmp)).read_text())
+
+
 class RunLogger:
     """Writes metrics and artifacts to one existing run. Used by rank 0 only."""
 
@@ -231,6 +246,9 @@ class RunLogger:
 
     def image(self, array: np.ndarray, artifact_file: str) -> None:
         self.client.log_image(self.run_id, array, artifact_file=artifact_file)
+
+    def json(self, data: dict[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
 
     def folder(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Logs the folder's contents (not the folder itself) under `artifact_path`."""

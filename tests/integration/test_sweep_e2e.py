@@ -98,7 +98,10 @@ def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray
         tags = {t["key"]: t["value"] for t in child["data"]["tags"]}
         assert (tags["sweep"], tags["study"], tags["role"]) == ("it-server", "e_sweep", "config")
         assert "git_commit" in tags
-        assert any(m["key"] == "eval_psnr" for m in child["data"]["metrics"])
+        child_metrics = {m["key"]: m["value"] for m in child["data"]["metrics"]}
+        assert "eval_psnr" in child_metrics and 1 <= child_metrics["eval_groups"] <= child_metrics["eval_samples"]
+        # the per-sample values the report's paired bootstrap resamples
+        assert "eval/per_sample.json" in artifact_paths(mlflow_server, child["info"]["run_id"], "eval")
 
     top = artifact_paths(mlflow_server, parent_id)
     assert {"summary.csv", "summary.md", "findings.md", "plots"} <= top, top

@@ -1,25 +1,68 @@
-"""The bootstrap interval against numpy on known data."""
+"""The bootstrap interval against numpy on known data: the plain bootstrap, the cluster bootstrap over
+groups of correlated samples, and draws shared by several sets of values measured on the same samples."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from vitok.bootstrap import bootstrap_ci
+from vitok.bootstrap import bootstrap_ci, bootstrap_means
 
 
 def test_interval_matches_a_direct_numpy_bootstrap():
     values = np.random.default_rng(1).normal(25.0, 2.0, size=64)
     low, high = bootstrap_ci(values, resamples=4000, seed=7)
-    rng = np.random.default_rng(7)
-    means = values[rng.integers(0, 64, size=(4000, 64))].mean(axis=1)
-    assert (low, high) == tuple(np.quantile(means, [0.025, 0.975]))
+    counts = np.random.default_rng(7).multinomial(64, np.full(64, 1 / 64), size=4000)
+    means = counts @ values / 64
+    means = values.mean() + (means - values.mean()) * np.sqrt(64 / 63)
+    assert np.allclose((low, high), np.quantile(means, [0.025, 0.975]), rtol=0, atol=1e-12)
     # and it covers the sample mean, about +-1.96 standard errors wide
     se = values.std(ddof=1) / np.sqrt(64)
     assert low < values.mean() < high
-    assert abs((high - low) - 2 * 1.96 * se) < 0.25 * (2 * 1.96 * se)
+    assert abs((high - low) - 2 * 1.96 * se) < 0.1 * (2 * 1.96 * se)
+
+
+def test_a_group_of_copies_counts_once():
+    """Eight copies of each of 12 values, grouped, give the interval of the 12 values alone: copies of one
+    scene add no information, whereas read as independent samples they shrink the interval ~sqrt(8)x."""
+    scenes = np.random.default_rng(3).normal(0.0, 1.0, size=12)
+    copies, groups = np.repeat(scenes, 8), np.repeat(np.arange(12), 8)
+    assert np.allclose(bootstrap_ci(copies, groups, seed=5), bootstrap_ci(scenes, seed=5), rtol=0, atol=1e-12)
+    naive = bootstrap_ci(copies, seed=5)
+    clustered = bootstrap_ci(copies, groups, seed=5)
+    assert 2.0 < (clustered[1] - clustered[0]) / (naive[1] - naive[0]) < 4.0
+
+
+def test_cluster_interval_covers_where_the_plain_one_does_not():
+    """Random-effects data (a scene effect of sd 1, crops of sd 0.3 about it; 12 scenes x 16 crops): over 300
+    data sets the cluster interval covers the true mean 90% of the time (a percentile interval over 12 groups
+    runs a little short of 95%), the plain one, which takes the 192 crops as independent, 39%."""
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(12), 16)
+    covered = {"cluster": 0, "plain": 0}
+    for trial in range(300):
+        values = np.repeat(rng.normal(0.0, 1.0, 12), 16) + rng.normal(0.0, 0.3, 12 * 16)
+        for name, g in (("cluster", groups), ("plain", None)):
+            low, high = bootstrap_ci(values, g, resamples=1000, seed=trial)
+            covered[name] += low <= 0.0 <= high
+    assert covered["cluster"] / 300 > 0.85
+    assert covered["plain"] / 300 < 0.5
+
+
+def test_paired_draws_keep_the_pairing():
+    """Two models scored on the same crops: their difference is exact in every draw, though each mean moves."""
+    rng = np.random.default_rng(2)
+    a = np.repeat(rng.normal(20.0, 3.0, 6), 16) + rng.normal(0.0, 0.5, 96)
+    draws = bootstrap_means(np.stack([a, a + 1.5]), np.repeat(np.arange(6), 16), resamples=500)
+    assert draws.shape == (500, 2)
+    assert np.allclose(draws[:, 1] - draws[:, 0], 1.5)
+    assert draws[:, 0].std() > 0.5
 
 
 def test_degenerate_inputs():
     assert bootstrap_ci([3.0]) == (3.0, 3.0)
     assert all(np.isnan(bootstrap_ci([])))
     assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert bootstrap_ci([1.0, 2.0, 6.0], groups=["a", "a", "a"]) == (3.0, 3.0)  # one group: nothing to resample
+    with pytest.raises(ValueError, match="groups: 2 given for 3 values"):
+        bootstrap_ci([1.0, 2.0, 3.0], groups=["a", "b"])

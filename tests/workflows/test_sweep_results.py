@@ -242,7 +242,7 @@ def test_coverage_is_inferred_without_a_study():
 
 
 def test_findings_markdown_quotes_paper_measurement_rule_n_and_intervals():
-    rows = [with_ci(dict(r, seed=0, c=4), 0.3) for r in E_ROWS]
+    rows = [with_ci(dict(r, seed=0, c=4, units=6), 0.3) for r in E_ROWS]
     findings = judge_findings(rows, "e_sweep")
     text = findings_markdown(findings, "e-sweep-tiny", "e_sweep", 4, 4, rows)
     paper = load_paper()["e_reconstruction"]
@@ -251,8 +251,8 @@ def test_findings_markdown_quotes_paper_measurement_rule_n_and_intervals():
     assert "inconclusive when the slope's interval includes 0" in text
     assert "## e_patch_size: holds" in text
     assert "| e_reconstruction | **holds** |" in text
-    assert "| config | E | tokens | c | enc-dec | seed | n | PSNR [95% CI] | SSIM [95% CI] |" in text
-    assert "| c4 | 256 | p = 8 | 4 | N-N | 0 | 96 | 18.60 [18.30, 18.90] | 0.5000 [0.4940, 0.5060] |" in text
+    assert "| config | E | tokens | c | enc-dec | seed | n (units) | PSNR [95% CI] | SSIM [95% CI] |" in text
+    assert "| c4 | 256 | p = 8 | 4 | N-N | 0 | 96 (6) | 18.60 [18.30, 18.90] | 0.5000 [0.4940, 0.5060] |" in text
     assert "Not covered by any sweep here: e_generation" in text and "`generation:` block" in text
 
 

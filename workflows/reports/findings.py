@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from workflows.reports.fits import MIN_POINTS, Fit, fit_rows, quantile
+from workflows.reports.fits import MIN_POINTS, Fit, fit_rows
 from workflows.reports.generation_findings import (
     decoder_generation, e_generation, encoder_generation, generation_coverage, generation_metric, generation_rows,
 )
@@ -173,13 +173,12 @@ def _patch_independence(rows: list[dict[str, Any]]) -> tuple[list[str], list[str
     for e, group in shared.items():
         means = [group_mean(runs, "PSNR", run_var) for runs in _families(group).values()]
         by_mean = sorted(means, key=lambda m: m[0])
-        (worst, worst_var, worst_runs), (best, best_var, best_runs) = by_mean[0], by_mean[-1]
-        gap, sd = best - worst, math.sqrt(best_var + worst_var)
-        low, high = gap - quantile(dof) * sd, gap + quantile(dof) * sd
+        (worst, _, worst_runs), (best, _, best_runs) = by_mean[0], by_mean[-1]
+        gap, low, high = mean_difference(best_runs, worst_runs, "PSNR", run_var, dof)
         side = side_of(low, high, threshold)
         verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
         verdicts.append(verdict)
-        ci = ci_text(low, high, ".2f", " dB") if sd > 0 else "[no interval: no run logged one]"
+        ci = ci_text(low, high, ".2f", " dB") if high > low else "[no interval: no run logged one]"
         lines.append(f"E = {e}: {_described(best, best_runs)} vs {_described(worst, worst_runs)}: gap {gap:.2f} dB "
                      f"{ci} — {verdict}")
     return lines, verdicts
@@ -395,11 +394,17 @@ def _generation_cells(row: dict[str, Any], keys: list[str]) -> list[str]:
             + [_with_interval(row, key, ".4g") for key in keys])
 
 
+def _n_with_units(row: dict[str, Any]) -> str:
+    if not row.get("n"):
+        return "-"
+    return f"{row['n']} ({row['units']})" if row.get("units") else str(row["n"])
+
+
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     """Each finished run's E, tokenisation, n and metrics with their 95% intervals, as Markdown lines; with a
     generation probe also its generator, N and metrics."""
     metrics = [(key, ".2f" if key == "PSNR" else ".4f") for key, _, _ in METRICS if rows_with(rows, key)]
-    head = ["config", "E", "tokens", "c", "enc-dec", "seed", "n"] + [f"{key} [95% CI]" for key, _ in metrics]
+    head = ["config", "E", "tokens", "c", "enc-dec", "seed", "n (units)"] + [f"{key} [95% CI]" for key, _ in metrics]
     probed = any(r.get("gen_status") for r in rows)
     generated = [key for key in ("SWD", "gFID", "gFVD") if generation_rows(rows, key)]
     if probed:
@@ -408,7 +413,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [str(r.get("config", "")), str(r.get("E", "")), family_name(family_of(r)), str(r.get("c", "")),
-                 f"{r.get('enc', '')}-{r.get('dec', '')}", str(r.get("seed", "-")), str(r.get("n") or "-")]
+                 f"{r.get('enc', '')}-{r.get('dec', '')}", str(r.get("seed", "-")), _n_with_units(r)]
         cells += [_with_interval(r, key, fmt) for key, fmt in metrics]
         cells += _generation_cells(r, generated) if probed else []
         lines.append("| " + " | ".join(cells) + " |")
@@ -420,9 +425,13 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
     head = [f"# Findings: sweep `{sweep}`" + (f" (study `{study}`)" if study else ""), ""]
     head.append(f"{n_ok} of {n_runs} configs finished and are used below. Fits are least squares of the metric "
                 f"against log2 of the x quantity; R² is reported only with >= {MIN_POINTS} points. Every interval "
-                f"is 95%: a run's is a percentile bootstrap over its n validation samples; a slope's or a "
-                f"difference's carries those of its runs plus the run-to-run spread of seed replicates where the "
-                f"sweep has them (without replicates, training noise is not in the interval).")
+                f"is 95%: a run's is a percentile bootstrap of its mean over n validation samples, resampling the "
+                f"independent units they come from (the runs table's units: the scenes or videos, set by "
+                f"`data.eval_unit`), so correlated crops count once. A slope's or a difference's draws every run "
+                f"scored on the same validation set from the same resampled units (a paired bootstrap: what the "
+                f"runs share cancels), or, for runs that logged no per-sample values, combines their own "
+                f"intervals as independent; plus the run-to-run spread of seed replicates where the sweep has them "
+                f"(without replicates, training noise is not in the interval).")
     ok = finished_rows(rows or [])
     generated = bool(generation_rows(ok, generation_metric(ok)))
     if generated:

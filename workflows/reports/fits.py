@@ -1,13 +1,16 @@
 """Least-squares trends of a sweep: metric = slope x log2(x) + intercept, with R² and the slope's 95% interval.
 
 The least-squares slope is a fixed weighted sum of the runs' values, so its uncertainty follows from theirs:
-each run's evaluation uncertainty (its 95% bootstrap interval over validation samples, read as a standard
-deviation) plus, where the sweep repeats a design with other seeds, the run-to-run variance those replicates
-show (pooled; the quantile is then Student's t on their degrees of freedom, else the normal one). Without
-replicates the run-to-run noise is not measured and the interval says so. How well a straight line
-describes the runs is a separate question, answered by R²; its 95% interval comes from refits with every
-run redrawn within its uncertainty (percentile; redrawing adds that noise once more, so the interval leans
-low when the noise is comparable to the spread of the runs).
+the evaluation's, plus, where the sweep repeats a design with other seeds, the run-to-run variance those
+replicates show (pooled; the quantile is then Student's t on their degrees of freedom, else the normal one).
+Without replicates the run-to-run noise is not measured and the interval says so. The evaluation's part
+comes from the paired bootstrap draws when every run has them (workflows.reports.paired: all runs scored on
+one validation set, resampled alike, so what the runs share, such as a hard scene, moves them together and
+cancels in the slope); otherwise each run's own 95% interval is read as a standard deviation, independent
+of the others'. How well a straight line describes the runs is a separate question, answered by R²; its 95%
+interval comes from refits with every run redrawn within its uncertainty (by the paired draws, or a normal
+of the run's own; percentile; redrawing adds that noise once more, so the interval leans low when the
+noise is comparable to the spread of the runs).
 
 Pure numpy (scipy for the t quantile). With fewer than three points a line always fits (R² = 1 for two
 points), so R² is reported as not meaningful (`None`) and the findings say "not enough data".
@@ -21,6 +24,8 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 from scipy.stats import t as student_t
+
+from workflows.reports.paired import row_draws
 
 MIN_POINTS = 3  # below this, R² says nothing about the trend
 LEVEL = 0.95
@@ -41,6 +46,8 @@ class Fit:
     log2_x: tuple[float, ...] = field(default=(), repr=False)
     y: tuple[float, ...] = field(default=(), repr=False)
     y_sd: tuple[float, ...] = field(default=(), repr=False)
+    # (draws, n) paired bootstrap deviations of the points' values (None: the points are redrawn independently)
+    y_dev: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def predict(self, x: float | np.ndarray) -> float | np.ndarray:
         return self.slope * np.log2(x) + self.intercept
@@ -65,9 +72,13 @@ class Fit:
         return f"{slope:+.3g}{unit} per doubling{ci}, {r2} (n = {self.n} runs; {noise})"
 
     def _redraw(self, draws: int, seed: int) -> np.ndarray:
-        """(draws, n) copies of the points' values, each redrawn from a normal of its sd."""
-        y, sd = np.array(self.y), np.array(self.y_sd)
-        return y + np.random.default_rng(seed).normal(size=(draws, len(y))) * sd
+        """(draws, n) copies of the points' values: with paired deviations, the i-th copy adds the i-th of them
+        (so fits of rows of one validation set redraw in step) and a normal of the run-to-run sd; without,
+        each point is redrawn from a normal of its sd."""
+        y, noise = np.array(self.y), np.random.default_rng(seed).normal(size=(draws, len(self.y)))
+        if self.y_dev is None:
+            return y + noise * np.array(self.y_sd)
+        return y + self.y_dev[np.arange(draws) % len(self.y_dev)] + noise * (self.run_sd or 0.0)
 
     def resample(self, draws: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(slopes, intercepts) of `draws` refits with each point redrawn from a normal of its sd."""
@@ -77,7 +88,7 @@ class Fit:
 
     def r2_interval(self, draws: int = 4000, seed: int = 0) -> tuple[float, float] | None:
         """R²'s 95% percentile interval over refits of redrawn points; None without R² or uncertainty."""
-        if self.r2 is None or not any(self.y_sd):
+        if self.r2 is None or not (any(self.y_sd) or self.y_dev is not None):
             return None
         lx, ys = np.array(self.log2_x), self._redraw(draws, seed)
         slopes, intercepts = self.resample(draws, seed)
@@ -120,17 +131,19 @@ def _slope_weights(lx: np.ndarray) -> np.ndarray:
 
 
 def fit_log2(x: Sequence[float], y: Sequence[float], y_sd: Sequence[float | None] | None = None,
-             groups: Sequence[Hashable] | None = None) -> Fit | None:
+             groups: Sequence[Hashable] | None = None, y_dev: np.ndarray | None = None) -> Fit | None:
     """Fits y against log2(x), ignoring points where either is missing (None/NaN) or x <= 0.
 
     `y_sd`: each point's evaluation standard deviation (None or missing: 0). `groups`: each point's design;
     points of one design are seed replicates (default: every point its own design, so no replicates).
+    `y_dev`: (draws, len(x)) paired bootstrap deviations of the values, used in place of `y_sd` when given.
     Returns None when fewer than two usable points or x takes a single value (no line to fit).
     """
     y_sd = list(y_sd) if y_sd is not None else [None] * len(x)
     groups = list(groups) if groups is not None else list(range(len(x)))
-    points = [(float(a), float(b), float(s) if _usable(s) else 0.0, g)
-              for a, b, s, g in zip(x, y, y_sd, groups) if _usable(a) and _usable(b) and float(a) > 0]
+    kept = [k for k, (a, b) in enumerate(zip(x, y)) if _usable(a) and _usable(b) and float(a) > 0]
+    points = [(float(x[k]), float(y[k]), float(y_sd[k]) if _usable(y_sd[k]) else 0.0, groups[k]) for k in kept]
+    dev = y_dev[:, kept] if y_dev is not None else None
     if len(points) < 2:
         return None
     lx = np.log2([p[0] for p in points])
@@ -142,8 +155,13 @@ def fit_log2(x: Sequence[float], y: Sequence[float], y_sd: Sequence[float | None
     total = float(np.sum((ly - ly.mean()) ** 2))
     r2 = 1.0 - residual / total if len(points) >= MIN_POINTS and total > 0 else None
     run_var, dof = replicate_variance(ly, [p[3] for p in points])
-    point_var = np.array([p[2] for p in points]) ** 2 + run_var
-    slope_var = float(np.sum(_slope_weights(lx) ** 2 * point_var))
+    weights = _slope_weights(lx)
+    if dev is None:
+        point_var = np.array([p[2] for p in points]) ** 2 + run_var
+        slope_var = float(np.sum(weights**2 * point_var))
+    else:  # the evaluation's part of the slope's variance, with the runs' shared resampling in it
+        point_var = dev.var(axis=0) + run_var
+        slope_var = float(np.var(dev @ weights) + np.sum(weights**2) * run_var)
     low = high = None
     if slope_var > 0:
         half = quantile(dof) * math.sqrt(slope_var)
@@ -151,16 +169,17 @@ def fit_log2(x: Sequence[float], y: Sequence[float], y_sd: Sequence[float | None
     return Fit(
         slope=float(slope), intercept=float(intercept), r2=r2, n=len(points), slope_low=low, slope_high=high,
         run_sd=math.sqrt(run_var) if dof else None, replicate_dof=dof,
-        log2_x=tuple(lx.tolist()), y=tuple(ly.tolist()), y_sd=tuple(np.sqrt(point_var).tolist()),
+        log2_x=tuple(lx.tolist()), y=tuple(ly.tolist()), y_sd=tuple(np.sqrt(point_var).tolist()), y_dev=dev,
     )
 
 
 def fit_rows(rows: list[dict[str, Any]], x_key: str, metric: str) -> Fit | None:
-    """`fit_log2` over a sweep's summary rows: y = row[metric], its interval from row[metric_lo / metric_hi]
-    and replicate groups from row["design"] (rows without one are each their own design)."""
+    """`fit_log2` over a sweep's summary rows: y = row[metric], its uncertainty from the rows' paired draws
+    when all have them, else from row[metric_lo / metric_hi], and replicate groups from row["design"] (rows
+    without one are each their own design)."""
     points = [r for r in rows if r.get(metric) is not None and r.get(x_key) is not None]
     return fit_log2(
         [r[x_key] for r in points], [r[metric] for r in points],
         [sd_from_interval(r.get(f"{metric}_lo"), r.get(f"{metric}_hi")) for r in points],
-        [r.get("design") or id(r) for r in points],
+        [r.get("design") or id(r) for r in points], row_draws(points, metric),
     )

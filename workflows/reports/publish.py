@@ -12,9 +12,10 @@ from mlflow.tracking import MlflowClient
 from workflows.reports.findings import METRICS, findings_markdown, judge_findings
 from workflows.reports.generation_findings import generation_metric, generation_rows
 from workflows.reports.fits import Fit, fit_rows
+from workflows.reports.paired import attach_paired_draws
 from workflows.reports.plots import make_plots
 from workflows.reports.tables import rows_to_csv, rows_to_markdown
-from workflows.tracking import log_text_files
+from workflows.tracking import load_per_sample, log_text_files
 
 
 def _fit_entries(prefix: str, fit: Fit | None) -> dict[str, float]:
@@ -45,7 +46,13 @@ def fit_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def publish_results(client: MlflowClient, parent_id: str, sweep_name: str, study: str,
                     rows: list[dict[str, Any]]) -> str:
-    """Logs the table, the plots, the fits and findings.md on the parent run; returns findings.md's text."""
+    """Logs the table, the plots, the fits and findings.md on the parent run; returns findings.md's text.
+
+    First reads each finished run's per-sample validation values and attaches the paired bootstrap draws
+    that the fits and differences use (workflows.reports.paired)."""
+    tables = {r["run_id"]: load_per_sample(client, r["run_id"]) for r in rows
+              if r["status"] == "finished" and r.get("run_id")}
+    attach_paired_draws(rows, {run: table for run, table in tables.items() if table is not None})
     findings = judge_findings(rows, study)
     ok = sum(1 for r in rows if r["status"] == "finished")
     text = findings_markdown(findings, sweep_name, study, len(rows), ok, rows)

@@ -15,11 +15,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# Row keys that are not table columns: the paired bootstrap draws (workflows.reports.paired).
+NOT_COLUMNS = ("draws",)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [c for c in rows[0] if c not in NOT_COLUMNS]
+
+
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(out, fieldnames=_columns(rows), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -28,7 +36,7 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
 def rows_to_markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no rows)\n"
-    columns = list(rows[0])
+    columns = _columns(rows)
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"  # noqa: E731

@@ -1,5 +1,6 @@
 """What every finding shares: the verdicts, the Finding record, the paper's claims, and the interval arithmetic
-the rules use (a run's own 95% interval read as a standard deviation, plus the run-to-run variance of seed
+the rules use (the evaluation's uncertainty from the runs' paired bootstrap draws where they all have them,
+else each run's own 95% interval read as a standard deviation; plus the run-to-run variance of seed
 replicates; Bonferroni where a rule picks the best of several)."""
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+import numpy as np
+
 from workflows.reports.fits import LEVEL, replicate_variance, sd_from_interval
+from workflows.reports.paired import row_draws
 
 PAPER_FILE = Path(__file__).resolve().parent / "paper_findings.json"
 HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", "not enough data"
@@ -76,8 +80,13 @@ def replicate_noise(rows: list[dict[str, Any]], key: str) -> tuple[float, int]:
 
 def group_mean(runs: list[dict[str, Any]], key: str, run_var: float) -> tuple[float, float, list[dict[str, Any]]]:
     """The mean `key` of a group of runs (one tokenisation's seed replicates at one E, say), its variance (the
-    runs' own intervals plus the run-to-run variance `run_var`), and the runs."""
-    own = sum(sd_from_interval(r.get(f"{key}_lo"), r.get(f"{key}_hi")) ** 2 for r in runs) / len(runs) ** 2
+    evaluation's, from the runs' paired draws or else their own intervals, plus the run-to-run variance
+    `run_var`), and the runs."""
+    draws = row_draws(runs, key)
+    if draws is not None:
+        own = float(np.var(draws.mean(axis=1)))
+    else:
+        own = sum(sd_from_interval(r.get(f"{key}_lo"), r.get(f"{key}_hi")) ** 2 for r in runs) / len(runs) ** 2
     return statistics.fmean(r[key] for r in runs), own + run_var / len(runs), runs
 
 
@@ -90,10 +99,16 @@ def bonferroni_quantile(dof: int, comparisons: int) -> float:
 
 def mean_difference(on: list[dict[str, Any]], off: list[dict[str, Any]], key: str, run_var: float, dof: int,
                      comparisons: int = 1) -> tuple[float, float, float]:
-    """mean(on) - mean(off) of `key` and its 95% interval (runs' own intervals plus run-to-run noise), widened
-    for `comparisons` when `on` or `off` was picked as the best of several."""
+    """mean(on) - mean(off) of `key` and its 95% interval (the evaluation's uncertainty plus run-to-run noise),
+    widened for `comparisons` when `on` or `off` was picked as the best of several. Runs scored on one
+    validation set, all with paired draws, are compared draw by draw, so what they share cancels."""
     mean_on, var_on, _ = group_mean(on, key, run_var)
     mean_off, var_off, _ = group_mean(off, key, run_var)
-    half = bonferroni_quantile(dof, comparisons) * math.sqrt(var_on + var_off)
+    variance = var_on + var_off
+    draws = row_draws(on + off, key)
+    if draws is not None:
+        paired = draws[:, :len(on)].mean(axis=1) - draws[:, len(on):].mean(axis=1)
+        variance = float(np.var(paired)) + run_var / len(on) + run_var / len(off)
+    half = bonferroni_quantile(dof, comparisons) * math.sqrt(variance)
     return mean_on - mean_off, mean_on - mean_off - half, mean_on - mean_off + half
 

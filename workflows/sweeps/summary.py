@@ -23,7 +23,7 @@ INTERVAL_METRICS = ("PSNR", "SSIM", "LPIPS")
 # distance with its 95% interval over the N samples, and gFID / gFVD when their networks were configured.
 GENERATION_KEYS = {"SWD": "gen_swd", "gFID": "gen_fid", "gFVD": "gen_fvd"}
 # The columns the console shows at the end of a sweep (the CSV on the parent run has them all).
-CONSOLE_COLUMNS = ["config", "variant", "p", "L", "c", "E", "params_M", "GMACs", "n", "PSNR", "PSNR_lo", "PSNR_hi",
+CONSOLE_COLUMNS = ["config", "variant", "p", "L", "c", "E", "params_M", "GMACs", "n", "units", "PSNR", "PSNR_lo", "PSNR_hi",
                    "SSIM", "LPIPS", "rFID", "wall_s", "status", "note"]
 # With a generation probe the console table shows these after the reconstruction columns.
 CONSOLE_GENERATION_COLUMNS = ["generator", "gen_n", "SWD", "SWD_lo", "SWD_hi", "gFID", "gFVD", "gen_status"]
@@ -71,6 +71,8 @@ def summary_row(plan: RunPlan, result: RunResult | None, error: str | None = Non
         "seed": c.train.seed,
         "design": design_of(plan),
         "n": int(metrics["eval_samples"]) if metrics.get("eval_samples") is not None else None,
+        # the independent units (scenes, videos) the n samples come from, which the intervals resample
+        "units": int(metrics["eval_groups"]) if metrics.get("eval_groups") is not None else None,
     }
     for column, key in METRIC_KEYS.items():
         row[column] = _number(metrics.get(key))

@@ -17,7 +17,7 @@ def train_is_cached(config: TrainConfig, train_rows: int, sample_bytes: int) -> 
 
 
 def training_datasets(config: TrainConfig, train_rows: int, val_rows: int, sample_bytes: int) -> dict:
-    """The train split (and val, when the shards have one) as pixel-only Ray Datasets, read in the driver.
+    """The train split (pixels) and val, when the shards have one, as Ray Datasets, read in the driver.
 
     `sample_bytes` is the size of one tubelet. The validation rows that evaluation uses are read here, before
     the training workers reserve their CPUs: read later, inside the workers, their read tasks could wait
@@ -32,11 +32,11 @@ def training_datasets(config: TrainConfig, train_rows: int, val_rows: int, sampl
     # the same config then sees the same data order run after run, which exact resumption relies on.
     context.execution_options.preserve_order = True
 
-    def split(name: str) -> ray.data.Dataset:
+    def split(name: str, columns: list[str]) -> ray.data.Dataset:
         ds = read_tubelets(config.data.shards, media_type=config.data.media_type, split=name)
-        return ds.select_columns(["pixels"])
+        return ds.select_columns(columns)
 
-    train = split("train")
+    train = split("train", ["pixels"])
     samples_needed = config.train.steps * config.train.global_batch_size
     repeats = -(-samples_needed // train_rows) + 1  # +1: drop_last leaves a partial batch per worker
     if train_is_cached(config, train_rows, sample_bytes):
@@ -45,7 +45,9 @@ def training_datasets(config: TrainConfig, train_rows: int, val_rows: int, sampl
             train = train.union(*([train] * (repeats - 1)))
     datasets = {"train": train}
     if val_rows > 0:
-        datasets["val"] = split("val").limit(config.train.eval_samples).materialize()
+        # With each row's id and source, which say what evaluation's intervals resample (data.eval_unit).
+        val = split("val", ["pixels", "sample_id", "source_uri"])
+        datasets["val"] = val.limit(config.train.eval_samples).materialize()
     return datasets
 
 

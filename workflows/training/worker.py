@@ -24,10 +24,10 @@ from vitok.fid import load_i3d, load_inception
 from vitok.visualize import reconstruction_grid
 from workflows.config import TrainConfig
 from workflows.runtime.console import configure_console
-from workflows.tracking import RunLogger, start_system_metrics
+from workflows.tracking import PER_SAMPLE_ARTIFACT, RunLogger, start_system_metrics
 from workflows.training.checkpoints import RAW_EXPORT_DIR, restore_latest, save_and_report
 from workflows.training.deepspeed_config import deepspeed_config
-from workflows.training.evaluation import evaluate, pixels_to_model_input
+from workflows.training.evaluation import ValBatch, eval_group, evaluate, pixels_to_model_input
 from workflows.training.hardware import gpu_peak_flops
 from workflows.training.ingest import augment, center_crop, endless_batches
 from workflows.training.objectives import Objective
@@ -72,6 +72,13 @@ def inference_autocast(device: torch.device, precision: str):
     if precision != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def validation_batch(batch: dict, config: TrainConfig) -> ValBatch:
+    """A numpy batch of the val split (pixels, sample_id, source_uri) as evaluation takes it."""
+    pixels = center_crop(torch.tensor(batch["pixels"]), config.data.crop)  # a copy: Arrow's buffers are read-only
+    ids, sources = [str(i) for i in batch["sample_id"]], [str(u) for u in batch["source_uri"]]
+    return ValBatch(pixels, ids, [eval_group(u, i, config.data.eval_unit) for u, i in zip(sources, ids)])
 
 
 def train_loop_per_worker(worker: WorkerConfig) -> None:
@@ -166,9 +173,9 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
             with inference_autocast(device, t.precision):
                 return evaluated(x, sample=False).recon
 
-        val = ray.train.get_dataset_shard("val").iter_torch_batches(batch_size=t.micro_batch_size)
-        results, grid = evaluate(
-            reconstruct, (center_crop(b["pixels"], config.data.crop) for b in val), t.eval_samples,
+        val = ray.train.get_dataset_shard("val").iter_batches(batch_size=t.micro_batch_size, batch_format="numpy")
+        results, grid, samples = evaluate(
+            reconstruct, (validation_batch(b, config) for b in val), t.eval_samples,
             batch_size=t.micro_batch_size, device=device, lpips=objective.lpips,
             feature_nets=feature_networks(config, device), rank=rank, world=world,
         )
@@ -187,6 +194,8 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
         logger.metrics(results, t.steps)
         if grid is not None:
             logger.image(grid, "reconstructions/final.png")
+        if samples is not None:
+            logger.json(samples, PER_SAMPLE_ARTIFACT)
         if monitor is not None:
             monitor.finish()
         logger.finish()

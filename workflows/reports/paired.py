@@ -1,0 +1,66 @@
+"""Paired bootstrap draws for a sweep's runs: the runs are scored on the same validation samples, so a
+comparison between them should resample those samples once, for all runs alike, not treat each run's
+interval as independent noise.
+
+Each training run logs its per-sample values with each sample's id and independent unit
+(`tracking.PER_SAMPLE_ARTIFACT`). Runs scored on the same samples (the same ids, in the same units) form one
+validation set; for each set, every draw picks its units with replacement once (vitok.bootstrap) and takes
+every run's mean over the picked samples. A row then carries `row["draws"][metric]`: its draws minus its
+mean, (DRAWS,) deviations that line up draw by draw with those of every other row of its set (whose number
+is `row["draws"]["set"]`). Rows of
+different sets (images and video, say) get their own picks, so they are drawn independently. Fits and
+differences use these deviations where every row they compare has them (workflows.reports.fits, verdicts),
+and each run's own interval otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vitok.bootstrap import DEFAULT_RESAMPLES, bootstrap_means
+
+DRAWS = DEFAULT_RESAMPLES
+# summary column -> the per-sample values' name in the evaluation's table
+PER_SAMPLE_COLUMNS = {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips"}
+
+
+def validation_set(table: dict[str, list]) -> tuple[tuple[str, str], ...]:
+    """What identifies the samples a run was scored on: (sample id, unit) pairs, sorted."""
+    return tuple(sorted(zip(table["sample_id"], table["group"])))
+
+
+def attach_paired_draws(rows: list[dict[str, Any]], tables: dict[str, dict[str, list]], seed: int = 0) -> None:
+    """Sets `row["draws"]` on every row whose run (`row["run_id"]`) has a per-sample table in `tables`."""
+    sets: dict[tuple[tuple[str, str], ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        table = tables.get(row.get("run_id") or "")
+        if table and table["sample_id"]:
+            sets.setdefault(validation_set(table), []).append(row)
+    for number, (samples, members) in enumerate(sets.items()):
+        for row in members:
+            row["draws"] = {"set": number}
+        ids, groups = [s for s, _ in samples], [g for _, g in samples]
+        for column, name in PER_SAMPLE_COLUMNS.items():
+            scored = [r for r in members if name in tables[r["run_id"]]]
+            if not scored:
+                continue
+            values = np.stack([_in_order(tables[r["run_id"]], name, ids) for r in scored])
+            draws = bootstrap_means(values, groups, DRAWS, seed)
+            for j, row in enumerate(scored):
+                row["draws"][column] = draws[:, j] - values[j].mean()
+
+
+def _in_order(table: dict[str, list], name: str, ids: list[str]) -> np.ndarray:
+    position = {sample: k for k, sample in enumerate(table["sample_id"])}
+    return np.array([table[name][position[sample]] for sample in ids], dtype=np.float64)
+
+
+def row_draws(rows: list[dict[str, Any]], metric: str) -> np.ndarray | None:
+    """(DRAWS, len(rows)) paired deviations of `metric`, or None unless every row has them from one
+    validation set (the draws of different sets are not paired, so they are not mixed)."""
+    found = [r.get("draws", {}).get(metric) for r in rows]
+    if not rows or any(d is None for d in found) or len({r["draws"]["set"] for r in rows}) != 1:
+        return None
+    return np.stack(found, axis=1)
