@@ -9,7 +9,11 @@ Prints one JSON object with, for each configuration, samples/s and step time:
 - `trainer_fp32`, `trainer_bf16`, `trainer_bf16_compile`: the real trainer (`workflows.training.driver.
   run_training`, ZeRO-2, 1 worker) in each precision, from the samples/s it logged to MLflow (warm-up window
   dropped), with its data-wait fraction; `trainer_bf16_2_workers`: the same with 2 workers;
-- the ratios and their goals: bf16 / fp32 trainer >= 1.8, trainer / plain loop (bf16) >= 0.85, data wait <= 5%.
+- `trainer_fp32_zero0`, `trainer_bf16_zero0`: the trainer with `train.zero_stage: 0` (1 worker: ZeRO has
+  nothing to partition; in bf16 DeepSpeed then steps with its bf16 optimiser instead of ZeRO's flat
+  partitions, whose per-step flattening and casts cost the most on CPU);
+- the ratios and their goals: bf16 / fp32 trainer >= 1.8, trainer / plain loop (bf16) >= 0.85, data wait <= 5%
+  (each for ZeRO-2 and for ZeRO-0).
 Absolute times are not comparable between runs on a shared machine; the ratios are measured in one run.
 """
 
@@ -47,16 +51,17 @@ from workflows.training.driver import run_training  # noqa: E402
 from workflows.training.plan import plan_run  # noqa: E402
 
 
-def config_for(args, shards: Path, workers: int, precision: str, compile_: bool = False) -> TrainConfig:
+def config_for(args, shards: Path, workers: int, precision: str, compile_: bool = False,
+               zero_stage: int = 2) -> TrainConfig:
     return TrainConfig.from_dict(
         {
-            "name": f"bench-{workers}w-{precision}" + ("-compile" if compile_ else ""),
+            "name": f"bench-{workers}w-{precision}-zero{zero_stage}" + ("-compile" if compile_ else ""),
             "model": {"variant": args.variant, "channels": 16},
             "data": {"shards": str(shards)},
             "optim": {"base_lr": 0.016, "warmup_steps": 5},
             "train": {"steps": args.steps, "micro_batch_size": args.batch // workers, "num_workers": workers,
                       "log_every": args.steps // 6, "checkpoint_every": 0, "eval_samples": 8,
-                      "precision": precision, "compile": compile_},
+                      "precision": precision, "compile": compile_, "zero_stage": zero_stage},
         }
     )
 
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             "plain_bf16": plain_loop(config_for(args, shards, 1, "bf16"), shards, args.steps),
             "trainer_fp32": trainer(config_for(args, shards, 1, "fp32"), tmp / "runs.db"),
             "trainer_bf16": trainer(config_for(args, shards, 1, "bf16"), tmp / "runs.db"),
+            "trainer_fp32_zero0": trainer(config_for(args, shards, 1, "fp32", zero_stage=0), tmp / "runs.db"),
+            "trainer_bf16_zero0": trainer(config_for(args, shards, 1, "bf16", zero_stage=0), tmp / "runs.db"),
             "trainer_bf16_compile": trainer(config_for(args, shards, 1, "bf16", compile_=True), tmp / "runs.db"),
             "trainer_bf16_2_workers": trainer(config_for(args, shards, 2, "bf16"), tmp / "runs.db"),
         }
@@ -147,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_bf16_vs_fp32_trainer": rate["trainer_bf16"] / rate["trainer_fp32"],
         "ratio_trainer_vs_plain_bf16": rate["trainer_bf16"] / rate["plain_bf16"],
         "ratio_trainer_vs_plain_fp32": rate["trainer_fp32"] / rate["plain_fp32"],
+        "ratio_bf16_vs_fp32_trainer_zero0": rate["trainer_bf16_zero0"] / rate["trainer_fp32_zero0"],
+        "ratio_trainer_zero0_vs_plain_bf16": rate["trainer_bf16_zero0"] / rate["plain_bf16"],
+        "ratio_trainer_zero0_vs_plain_fp32": rate["trainer_fp32_zero0"] / rate["plain_fp32"],
         "ratio_compile_vs_eager_bf16": rate["trainer_bf16_compile"] / rate["trainer_bf16"],
         "speedup_2_vs_1_workers_bf16": rate["trainer_bf16_2_workers"] / rate["trainer_bf16"],
         "goals": {"ratio_bf16_vs_fp32_trainer": ">= 1.8", "ratio_trainer_vs_plain_bf16": ">= 0.85",
