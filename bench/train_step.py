@@ -96,8 +96,7 @@ def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
 
 def trainer(config: TrainConfig, tracking: Path) -> dict:
     uri, experiment_id = prepare_tracking(f"sqlite:///{tracking}", "bench-train-step")
-    with contextlib.redirect_stdout(sys.stderr):  # the trainer's progress lines; stdout carries the JSON
-        result = run_training(plan_run(config), uri, experiment_id, storage=str(tracking.parent / "ray"))
+    result = run_training(plan_run(config), uri, experiment_id, storage=str(tracking.parent / "ray"))
     client = MlflowClient(uri)
     rates = [m.value for m in client.get_metric_history(result.run_id, "samples_per_s")][1:]  # drop warm-up
     waits = [m.value for m in client.get_metric_history(result.run_id, "data_wait_fraction")][1:]
@@ -125,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.steps, args.variant = 18, "T-T/8"
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # Everything but the JSON goes to stderr: the trainer's progress lines and the warnings Ray's log monitor
+    # prints from a thread of its own at any time.
+    with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         build_sample_corpus(str(tmp / "corpus"))
         connect_ray()

@@ -81,7 +81,7 @@ class Fit:
         return y + self.y_dev[np.arange(draws) % len(self.y_dev)] + noise * (self.run_sd or 0.0)
 
     def resample(self, draws: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(slopes, intercepts) of `draws` refits with each point redrawn from a normal of its sd."""
+        """(slopes, intercepts) of `draws` refits with the points redrawn within their uncertainty (`_redraw`)."""
         lx, ys = np.array(self.log2_x), self._redraw(draws, seed)
         slopes = ys @ _slope_weights(lx)
         return slopes, ys.mean(axis=1) - slopes * lx.mean()

@@ -7,10 +7,9 @@ Each training run logs its per-sample values with each sample's id and independe
 validation set; for each set, every draw picks its units with replacement once (vitok.bootstrap) and takes
 every run's mean over the picked samples. A row then carries `row["draws"][metric]`: its draws minus its
 mean, (DRAWS,) deviations that line up draw by draw with those of every other row of its set (whose number
-is `row["draws"]["set"]`). Rows of
-different sets (images and video, say) get their own picks, so they are drawn independently. Fits and
-differences use these deviations where every row they compare has them (workflows.reports.fits, verdicts),
-and each run's own interval otherwise.
+is `row["draws"]["set"]`). Rows of different sets (images and video, say) get their own picks, so they are
+drawn independently. Fits and differences use these deviations where every row they compare has them
+(workflows.reports.fits, verdicts), and each run's own interval otherwise.
 """
 
 from __future__ import annotations

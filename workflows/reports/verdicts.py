@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
-
-import numpy as np
 
 from workflows.reports.fits import LEVEL, replicate_variance, sd_from_interval
 from workflows.reports.paired import row_draws

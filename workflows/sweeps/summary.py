@@ -23,8 +23,8 @@ INTERVAL_METRICS = ("PSNR", "SSIM", "LPIPS")
 # distance with its 95% interval over the N samples, and gFID / gFVD when their networks were configured.
 GENERATION_KEYS = {"SWD": "gen_swd", "gFID": "gen_fid", "gFVD": "gen_fvd"}
 # The columns the console shows at the end of a sweep (the CSV on the parent run has them all).
-CONSOLE_COLUMNS = ["config", "variant", "p", "L", "c", "E", "params_M", "GMACs", "n", "units", "PSNR", "PSNR_lo", "PSNR_hi",
-                   "SSIM", "LPIPS", "rFID", "wall_s", "status", "note"]
+CONSOLE_COLUMNS = ["config", "variant", "p", "L", "c", "E", "params_M", "GMACs", "n", "units", "PSNR", "PSNR_lo",
+                   "PSNR_hi", "SSIM", "LPIPS", "rFID", "wall_s", "status", "note"]
 # With a generation probe the console table shows these after the reconstruction columns.
 CONSOLE_GENERATION_COLUMNS = ["generator", "gen_n", "SWD", "SWD_lo", "SWD_hi", "gFID", "gFVD", "gen_status"]
 
