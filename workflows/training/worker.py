@@ -163,7 +163,7 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
     # The weights that are evaluated and exported: the EMA when there is one, else the fp32 masters.
     raw = master_state(engine, frozen, t.zero_stage)
     final = ema.state if ema is not None else raw
-    results, grid = {}, None
+    results, grid, samples = {}, None, None
     if plan.val_rows > 0:
         evaluated = ViTok(engine.module.config).to(device)
         evaluated.load_state_dict(final)
