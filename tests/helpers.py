@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -64,7 +65,7 @@ class RayHead:
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,  # jobs' `python` is the venv's
             )  # fmt: skip
         deadline = time.monotonic() + timeout
-        while not self.answers():
+        while not (self.answers() and self.dashboard_answers()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(f"the Ray head did not start:\n{log.read_text()[-3000:]}")
@@ -75,6 +76,17 @@ class RayHead:
             return run_cli("ray", "status", "--address", self.gcs_address, env=self.env, timeout=60).returncode == 0
         except subprocess.TimeoutExpired:
             return False
+
+    def dashboard_answers(self) -> bool:
+        """Whether the dashboard's HTTP server (the job API) is up: it starts after the GCS, so a job
+        submitted as soon as `ray status` answers could find nothing listening."""
+        try:
+            urllib.request.urlopen(f"{self.dashboard}/api/version", timeout=10).close()
+        except urllib.error.HTTPError:  # it answered (e.g. 401 without the token): it is up
+            return True
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         kill_process_tree(self.process)
