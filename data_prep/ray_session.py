@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import ray
 
@@ -15,19 +16,21 @@ import ray
 # coordinator run beside them instead of waiting for a CPU that the workers hold.
 LOCAL_SPARE_CPUS = 2
 
-# glibc malloc settings for every Ray worker process of the job (env vars, read when a process starts).
-# Why: glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh pages and unmaps them when
-# freed, and a thread outside the main one (Ray Train runs the training loop in one) always mmaps blocks
-# larger than its 64 MiB arena heap. DeepSpeed's ZeRO optimisers allocate temporaries the size of all
-# parameters (345 MB of fp32 for S-S/16) on every step, so every step page-faulted them in
-# (bench/train_step.py measures the trainer with these settings). The cost is a heap that stays at its peak,
-# which a training process reaches on its first step anyway.
-ALLOCATOR_ENV = {
-    "MALLOC_ARENA_MAX": "1",  # every thread allocates from the main heap (sbrk), which can hold any size
-    "MALLOC_MMAP_THRESHOLD_": str(1 << 34),  # large blocks from the heap too, not one mmap each
-    "MALLOC_TRIM_THRESHOLD_": str(1 << 36),  # freed memory stays in the heap for the next step
-    "MALLOC_TOP_PAD_": str(1 << 30),  # grow the heap 1 GiB at a time
-}
+# The allocator every Ray worker process of the job starts with (env vars, read when a process starts):
+# jemalloc, which Ray's Linux wheels ship (Ray preloads it into its own raylet and GCS), with freed memory
+# kept for reuse instead of being returned to the OS.
+# Why: DeepSpeed's step allocates temporaries the size of all parameters (345 MB of fp32 for S-S/16) on every
+# step, and Ray Train runs the training loop in a thread other than the main one, where glibc serves any block
+# above its 64 MiB thread heap with fresh pages and unmaps it when freed, so every step page-faulted them in.
+# glibc's remedy, one arena for all threads, made the OpenMP threads of the bf16 matmuls queue on its lock
+# (a quarter slower); jemalloc's per-thread caches avoid both (bench/train_step.py measures the trainer with
+# it). The cost is a process that stays at its peak memory, which a training process reaches on its first
+# step anyway. Without the library (Ray's macOS wheels) workers keep the system allocator.
+RAY_JEMALLOC = Path(ray.__file__).parent / "core" / "libjemalloc.so"
+ALLOCATOR_ENV = (
+    {"LD_PRELOAD": str(RAY_JEMALLOC), "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}
+    if RAY_JEMALLOC.is_file() else {}
+)
 
 
 def connect_ray(verbose: bool = False) -> None:
