@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,6 +53,35 @@ def test_zero_stage_loss_falls(stage, fixed_batch_shards, local_ray, tmp_path):
     assert len(history) == 20
     assert sum(history[-3:]) / 3 < 0.6 * history[0], history
     assert MlflowClient(uri).get_run(result.run_id).data.params["zero_stage"] == str(stage)
+
+
+def test_one_worker_at_zero0_trains_in_bf16_and_exports_the_fp32_masters(fixed_batch_shards, local_ray, tmp_path):
+    """ZeRO-0, the stage for one worker (nothing to partition): DeepSpeed's bf16 optimiser keeps fp32 masters
+    beside the bf16 module, and the raw export (beside the EMA one) holds those masters, not the bf16 copies:
+    its weights carry mantissa bits that bf16 cannot hold."""
+    from vitok.checkpoint import load_checkpoint
+    from workflows.training.checkpoints import RAW_EXPORT_DIR
+
+    config = TrainConfig.from_dict(
+        {
+            "name": "zero0-1w",
+            "model": {"variant": "N-N/8", "channels": 16},
+            "data": {"shards": str(fixed_batch_shards), "shuffle_buffer": 0},
+            "optim": {"base_lr": 0.064, "warmup_steps": 2},
+            "train": {"steps": 20, "micro_batch_size": 8, "num_workers": 1, "zero_stage": 0, "log_every": 1,
+                      "eval_samples": 8, "ema_decay": 0.9, "export_to": str(tmp_path / "export")},
+        }
+    )
+    uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "zero-test")
+    result = run_training(plan_run(config), uri, experiment_id, storage=str(tmp_path / "ray"))
+
+    history = [m.value for m in MlflowClient(uri).get_metric_history(result.run_id, "train_mse")]
+    assert len(history) == 20
+    assert sum(history[-3:]) / 3 < 0.6 * history[0], history
+    _, raw = load_checkpoint(Path(result.export) / RAW_EXPORT_DIR)
+    trained = [w for k, w in raw.items() if k.startswith("decoder.") and w.dtype == torch.float32 and w.ndim == 2]
+    assert trained and all((w != w.bfloat16().float()).any() for w in trained)
+    _loads_as_fp32_and_reconstructs(result.export)
 
 
 COMMON = {"model": {"variant": "N-N/8", "channels": 8}, "optim": {"base_lr": 0.064, "warmup_steps": 1}}

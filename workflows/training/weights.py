@@ -2,19 +2,37 @@
 
 In bf16 mode the engine's module holds bf16 copies; the weights that training actually updates are the fp32
 master weights inside the optimiser (partitioned across ranks from ZeRO-1 on). Exports, evaluation and
-the EMA read those, never the bf16 copies. Frozen parameters (stage 2's encoder) are not in the optimiser,
-and DeepSpeed casts them to bf16 too, so their fp32 values are kept aside before the engine is built.
+the EMA read those, never the bf16 copies. DeepSpeed builds its masters from the module after casting it to
+bf16, so they would start bf16-rounded: the fp32 weights are taken before the engine is built and written into
+the masters after. Frozen parameters (stage 2's encoder) are not in the optimiser, and DeepSpeed casts them to
+bf16 too, so their fp32 values are kept aside.
 """
 
 from __future__ import annotations
 
 import torch
-from deepspeed.utils import safe_get_full_fp32_param
+from deepspeed.utils import safe_get_full_fp32_param, safe_set_full_fp32_param
 
 
-def frozen_fp32(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The fp32 values of the parameters that do not train (taken before DeepSpeed casts or partitions them)."""
-    return {name: p.detach().float().cpu().clone() for name, p in model.named_parameters() if not p.requires_grad}
+def fp32_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The fp32 values of every parameter, taken before DeepSpeed casts or partitions them."""
+    return {name: p.detach().float().cpu().clone() for name, p in model.named_parameters()}
+
+
+def start_masters_at(engine, weights: dict[str, torch.Tensor], zero_stage: int) -> dict[str, torch.Tensor]:
+    """Writes `weights` (fp32_parameters of the model before `deepspeed.initialize`) into the engine's fp32
+    masters, so training starts from the exact fp32 weights (stage 2 from the stage-1 export) rather than their
+    bf16 rounding. Returns the frozen parameters' fp32 values, which master_state reads."""
+    stage0 = _stage0_masters(engine) if zero_stage == 0 else {}
+    trainable = {name: p for name, p in engine.module.named_parameters() if p.requires_grad}
+    for name, param in trainable.items():
+        value = weights[name].to(param.device)
+        if zero_stage > 0:
+            safe_set_full_fp32_param(param, value)  # this rank's partition of it
+        elif id(param) in stage0:
+            stage0[id(param)].data.copy_(value)
+        # else fp32 at stage 0: the module's parameter is the master and was never cast.
+    return {name: value for name, value in weights.items() if name not in trainable}
 
 
 def _stage0_masters(engine) -> dict[int, torch.Tensor]:

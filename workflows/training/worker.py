@@ -34,7 +34,7 @@ from workflows.training.objectives import Objective
 from workflows.training.optim import build_optimizer
 from workflows.training.plan import RunPlan
 from workflows.training.rng import seed_rank
-from workflows.training.weights import WeightEMA, frozen_fp32, master_state
+from workflows.training.weights import WeightEMA, fp32_parameters, master_state, start_masters_at
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,20 @@ def build_model(plan: RunPlan) -> ViTok:
         model.train()
         model.freeze_encoder()
     return model.set_activation_checkpointing(plan.config.train.activation_checkpointing)
+
+
+def build_engine(config: TrainConfig, model: ViTok, device: torch.device, world: int):
+    """(DeepSpeed's engine over `model`, its lr schedule, the frozen parameters' fp32 values), with the engine's
+    fp32 masters starting at the model's exact fp32 weights, not at the bf16 copies DeepSpeed makes of them.
+    Needs torch.distributed set up (Ray Train does it) and DS_ACCELERATOR set before DeepSpeed's import."""
+    import deepspeed
+
+    weights = fp32_parameters(model)
+    optimizer, schedule = build_optimizer(model, config, device)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(config, world)
+    )
+    return engine, schedule, start_masters_at(engine, weights, config.train.zero_stage)
 
 
 def feature_networks(config: TrainConfig, device: torch.device) -> dict[str, torch.nn.Module]:
@@ -87,7 +101,6 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
     configure_console(worker.verbose)
     # DeepSpeed picks its accelerator when it is first imported; on CPU workers it must be told.
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if t.use_gpu else "cpu")
-    import deepspeed
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -99,11 +112,7 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
 
     torch.manual_seed(t.seed)  # the same initial weights on every rank
     model = build_model(plan)
-    frozen = frozen_fp32(model)
-    optimizer, schedule = build_optimizer(model, config, device)
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(config, world)
-    )
+    engine, schedule, frozen = build_engine(config, model, device, world)
     if t.compile:
         engine.compile()
     objective = Objective(config, device, world)
