@@ -129,14 +129,16 @@ def registered_step(storage: Path) -> int:
 
 def kill_a_worker_after_checkpoint(storage: Path, killed: list[int], timeout: float = 300) -> None:
     """Waits until Ray Train has registered a checkpoint under `storage`, then SIGKILLs one Ray Train worker
-    process of this test's Ray (a child of this process: other Ray sessions may share the machine); appends
-    its pid and the registered step to `killed`."""
+    process of this test's Ray (a child of this process: other Ray sessions may share the machine), started
+    after this call (not a worker an earlier test's Ray left exiting); appends its pid and the registered step to
+    `killed`."""
+    started = time.time()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and registered_step(storage) == 0:
         time.sleep(0.05)
     for proc in psutil.Process().children(recursive=True):
         try:
-            if any("RayTrainWorker" in part for part in proc.cmdline()):
+            if proc.create_time() >= started and any("RayTrainWorker" in part for part in proc.cmdline()):
                 step = registered_step(storage)
                 os.kill(proc.pid, signal.SIGKILL)
                 killed.extend([proc.pid, step])
