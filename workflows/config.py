@@ -71,7 +71,7 @@ class TrainSection:
     # nodes as it can (a lost node then costs fewer workers). Both fall back on any node with room.
     placement: str = "PACK"
     use_gpu: bool = False
-    zero_stage: int = 2  # DeepSpeed ZeRO stage 0-3
+    zero_stage: int = 2  # DeepSpeed ZeRO stage 0-3; 0 for one worker (nothing to partition, a faster step)
     # bf16: DeepSpeed's bf16 mode (bf16 weights and activations, fp32 master weights, losses and metrics in
     # fp32), on GPU and on CPU alike, so CPU runs exercise the dtypes of a GPU run; fp32: everything in fp32.
     precision: str = "bf16"
