@@ -69,8 +69,8 @@ def config_for(args, shards: Path, workers: int, precision: str, compile_: bool 
 def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
     """The baseline a user would write: the same model, step and (fused) optimiser in one process with the
     default allocator, bf16 as autocast, the batch held in memory. (The trainer's Ray workers start with
-    data_prep.ray_session.ALLOCATOR_ENV, jemalloc, which DeepSpeed's per-step temporaries need in Ray Train's
-    thread; this loop runs in the main thread, where glibc keeps large blocks in its heap anyway.)"""
+    data_prep.ray_session.ALLOCATOR_ENV, jemalloc, for the parameter-sized temporaries DeepSpeed's step makes
+    in Ray Train's thread; this loop makes none of that size.)"""
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     rows = read_tubelets(str(shards)).select_columns(["pixels"])

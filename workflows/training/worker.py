@@ -2,6 +2,9 @@
 checkpoints that a restarted worker group resumes from exactly, the held-out evaluation and the export.
 Rank 0 alone talks to MLflow.
 
+DeepSpeed picks its accelerator when first imported, which is this module's import (weights.py imports it):
+the node's GPU where it has one, else the CPU; DS_ACCELERATOR in the job's environment overrides that.
+
 Precision: in bf16 mode the engine holds bf16 weights and the model gets bf16 inputs, while the training
 target, every loss, the fp32 networks beside the engine (LPIPS, the discriminator, feature networks), the
 metrics and the exported weights stay fp32. The same path runs on CPU workers and on GPUs.
@@ -62,7 +65,7 @@ def build_model(plan: RunPlan) -> ViTok:
 def build_engine(config: TrainConfig, model: ViTok, device: torch.device, world: int):
     """(DeepSpeed's engine over `model`, its lr schedule, the frozen parameters' fp32 values), with the engine's
     fp32 masters starting at the model's exact fp32 weights, not at the bf16 copies DeepSpeed makes of them.
-    Needs torch.distributed set up (Ray Train does it) and DS_ACCELERATOR set before DeepSpeed's import."""
+    Needs torch.distributed set up (Ray Train does it)."""
     import deepspeed
 
     weights = fp32_parameters(model)
@@ -99,8 +102,6 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
     plan = worker.plan
     config, t = plan.config, plan.config.train
     configure_console(worker.verbose)
-    # DeepSpeed picks its accelerator when it is first imported; on CPU workers it must be told.
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if t.use_gpu else "cpu")
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
