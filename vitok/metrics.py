@@ -52,7 +52,7 @@ def _gaussian_window() -> torch.Tensor:
 def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """SSIM of each frame (mean over channels), (B*T,) float64, equal to scikit-image's (module docstring)."""
     a, b = _frames(pred), _frames(target)
-    window = _gaussian_window()
+    window = _gaussian_window().to(a.device)  # the frames' device: evaluation scores on the GPU it ran on
     size = window.numel()
     if min(a.shape[-2:]) < size:
         raise ValueError(f"SSIM needs frames of at least {size}x{size} pixels, got {tuple(a.shape[-2:])}")
