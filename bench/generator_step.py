@@ -9,7 +9,7 @@ conditional models. FLOPs are analytic: 2 x forward MACs (vitok.generation.dit_f
 backward, per sample. MFU = achieved FLOP/s / peak FLOP/s of the same precision, the peak being the best of a
 few big square matmuls timed here (bench/model_step.py's `matmul_peak`), so it is this machine's attainable
 matmul rate, not a datasheet number. CPU: fp32, bf16 autocast and bf16 weights side by side; CUDA: bf16
-autocast, plus the DiT paper's reference workload DiT-XL/2 on 32x32x4 latents. Prints one JSON object.
+autocast and bf16 weights, plus the DiT paper's reference workload DiT-XL/2 on 32x32x4 latents. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (1 if args.quick else 5)
     workloads = QUICK_WORKLOADS if args.quick else WORKLOADS
 
-    # CPU: fp32 and bf16 side by side (these CPUs have AMX/AVX-512 bf16); CUDA: bf16 autocast only.
-    precisions = ["fp32", "bf16-autocast", "bf16"] if device.type == "cpu" else ["bf16-autocast"]
+    # CPU: fp32 and bf16 side by side (these CPUs have AMX/AVX-512 bf16); CUDA: bf16 autocast, and bf16 weights
+    # as the trainer's DeepSpeed bf16 mode keeps them.
+    precisions = ["fp32", "bf16-autocast", "bf16"] if device.type == "cpu" else ["bf16-autocast", "bf16"]
     n = (1024 if args.quick else 4096) if device.type == "cpu" else 8192
     load_before = os.getloadavg()[0]
     peaks = {"fp32": matmul_peak(device, torch.float32, n, 3)} if "fp32" in precisions else {}
