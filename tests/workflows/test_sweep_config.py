@@ -165,11 +165,12 @@ def test_tiny_e_sweep_has_equal_e_pairs_across_patch_sizes():
     es_by_patch = {}
     for plan in plans:
         es_by_patch.setdefault(plan.stats["patch"], set()).add(plan.stats["E"])
-    assert len(es_by_patch) >= 2 and all(len(es) >= 3 for es in es_by_patch.values())
+    assert len(es_by_patch) >= 2 and all(len(es) >= 5 for es in es_by_patch.values())
     assert len({frozenset(es) for es in es_by_patch.values()}) == 1  # every E is reached by every p
     es = next(iter(es_by_patch.values()))
     assert max(es) / min(es) >= 8
-    assert len(plans) <= 6  # the demo's time budget
+    assert len(es) >= 5  # R² of a line through 3 points has one degree of freedom
+    assert len(plans) <= 10  # the demo's time budget (under 15 min on 2 cores)
 
 
 @pytest.mark.parametrize("stem, side", [("encoder_scaling_tiny", "encoder"), ("decoder_scaling_tiny", "decoder")])
