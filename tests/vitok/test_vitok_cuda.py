@@ -18,9 +18,9 @@ from vitok.gan import discriminator_loss
 from vitok.generation import DiT, DiTConfig, flow_matching_loss, multiscale_swd, sample
 from vitok.losses import stage1_loss, tokenizer_loss
 from vitok.lpips import LPIPS
-from vitok.metrics import psnr, psnr_per_frame, ssim_per_frame
+from vitok.metrics import psnr_per_frame, ssim_per_frame
 
-from tests.vitok.test_vitok_overfit import real_photos
+from tests.vitok.test_vitok_overfit import overfit, real_photos
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -88,25 +88,7 @@ def test_attention_runs_on_the_flash_kernel(weights):
 def test_tiny_model_overfits_on_gpu_with_fused_adamw():
     """The CPU overfit test's photos and steps, in bf16 autocast with the fused AdamW the trainer uses."""
     torch.manual_seed(0)
-    x = real_photos(32).to(GPU)
-    model = ViTok.from_name("N-N/8").to(GPU)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, betas=(0.9, 0.95), weight_decay=0.0, fused=True)
-
-    def eval_psnr() -> float:
-        model.eval()
-        with torch.no_grad():
-            return psnr(model(x).recon, x)
-
-    start = eval_psnr()
-    model.train()
-    for _ in range(150):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(x)
-        loss = stage1_loss(out, x)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    end = eval_psnr()
+    start, end = overfit(ViTok.from_name("N-N/8").to(GPU), real_photos(32).to(GPU), 150, 5e-3, fused=True)
     assert end > start + 10 and end > 30.0, (start, end)
 
 
