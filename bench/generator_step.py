@@ -9,7 +9,8 @@ conditional models. FLOPs are analytic: 2 x forward MACs (vitok.generation.dit_f
 backward, per sample. MFU = achieved FLOP/s / peak FLOP/s of the same precision, the peak being the best of a
 few big square matmuls timed here (bench/model_step.py's `matmul_peak`), so it is this machine's attainable
 matmul rate, not a datasheet number. CPU: fp32, bf16 autocast and bf16 weights side by side; CUDA: bf16
-autocast and bf16 weights, plus the DiT paper's reference workload DiT-XL/2 on 32x32x4 latents. Prints one JSON object.
+autocast and bf16 weights, plus the DiT paper's reference workload DiT-XL/2 on 32x32x4 latents. Prints one
+JSON object.
 """
 
 from __future__ import annotations

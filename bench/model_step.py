@@ -7,7 +7,8 @@
 FLOPs are analytic: 2 x forward MACs (vitok.flops.forward_macs) x 3 for forward + backward, per sample.
 MFU = achieved FLOP/s / peak FLOP/s of the same precision (fp32 or bf16), the peak being the best of a few big square matmuls
 timed here, so it is this machine's attainable matmul rate, not a datasheet number. On CUDA the step runs in
-bf16 autocast and with bf16 weights (SDPA picks its fused kernels); the fp32 CPU run uses no autocast. Prints one JSON object.
+bf16 autocast and with bf16 weights (SDPA picks its fused kernels); the fp32 CPU run uses no autocast.
+Prints one JSON object.
 """
 
 from __future__ import annotations

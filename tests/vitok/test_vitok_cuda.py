@@ -78,7 +78,8 @@ def test_attention_runs_on_the_flash_kernel(weights):
     x = _pixels(2, 1, 128, 128, 3).to(GPU, dtype)
     latents = torch.randn(2, 1, 8, 8, 16, device=GPU, dtype=dtype)
     labels = torch.tensor([1, 2], device=GPU)
-    with sdpa_kernel(SDPBackend.FLASH_ATTENTION), torch.autocast("cuda", torch.bfloat16, enabled=dtype != torch.bfloat16):
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=dtype != torch.bfloat16)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION), autocast:
         loss = stage1_loss(tokenizer(x), x)["loss"] + flow_matching_loss(dit, latents, labels, dit.config.null_class)
         loss.backward()
     grads = [p.grad for m in (tokenizer, dit) for p in m.parameters() if p.grad is not None]
