@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -21,6 +22,17 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+
+# A line that Ray forwards to the driver's stderr from one of its workers or actors: "(Name pid=N) ...", after an
+# optional ANSI colour code. Ray Train's actors may still be logging from an earlier test's run.
+RAY_FORWARDED_LINE = re.compile(r"^(?:\x1b\[[0-9;]*m)?\([^)]*pid=\d+[^)]*\)")
+
+
+def own_stderr_lines(err: str) -> list[str]:
+    """The non-empty lines of an in-process CLI call's stderr, less those Ray forwarded from the workers of the
+    test session's Ray (a CLI in a fresh process, as users run it, has none: it fails before Ray starts)."""
+    return [line for line in err.splitlines() if line.strip() and not RAY_FORWARDED_LINE.match(line)]
 
 
 def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None, cwd: Path = REPO):

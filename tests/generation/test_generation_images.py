@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.generation.conftest import cache, export_tokenizer, tokenizer_run
-from tests.helpers import run_cli
+from tests.helpers import own_stderr_lines, run_cli
 from vitok.generation import DiT, LatentStats
 from workflows.tracking import PARENT_TAG, MlflowClient, fetch_artifacts, find_children, prepare_tracking
 from workflows.train_generator import main
@@ -140,7 +140,7 @@ def fails(capsys, prepared, *overrides: str, config: str | None = None) -> str:
     runs_before = len(client.search_runs([experiment]))
     code = main([part for pair in args.items() for part in pair])
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = own_stderr_lines(err)
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("train_generator: error: ")
     assert len(client.search_runs([experiment])) == runs_before

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import run_cli
+from tests.helpers import own_stderr_lines, run_cli
 from vitok import ViTok
 from workflows.cache_latents import main
 
@@ -17,7 +17,7 @@ SCRIPT = "workflows/cache_latents.py"
 
 
 def one_line_error(code: int, err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = own_stderr_lines(err)
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("cache_latents: error: ")
     return lines[0]
