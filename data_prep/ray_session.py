@@ -24,7 +24,8 @@ LOCAL_SPARE_CPUS = 2
 # above its 64 MiB thread heap with fresh pages and unmaps it when freed, so every step page-faulted them in.
 # glibc's remedy, one arena for all threads, made the OpenMP threads of the bf16 matmuls queue on its lock;
 # jemalloc's per-thread caches avoid both (bench/train_step.py measures the trainer with it). The cost is a
-# process that stays at its peak memory, which a training process reaches on its first step anyway. Without the library (Ray's macOS wheels) workers keep the system allocator.
+# process that stays at its peak memory, which a training process reaches on its first step anyway. Without
+# the library (Ray's macOS wheels) workers keep the system allocator.
 RAY_JEMALLOC = Path(ray.__file__).parent / "core" / "libjemalloc.so"
 ALLOCATOR_ENV = (
     {"LD_PRELOAD": str(RAY_JEMALLOC), "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}
