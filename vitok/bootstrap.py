@@ -1,11 +1,18 @@
 """Percentile bootstrap intervals for the mean of per-sample values (e.g. the mean PSNR over a validation set),
-so every reported metric can carry its n and an interval. Pure numpy; seeded, so reruns agree.
+so every reported metric can carry its n and an interval. Pure numpy (scipy for two quantiles); seeded, so
+reruns agree.
 
 Samples that are not independent (crops of one photograph, clips of one video) are resampled together: given
 each sample's group, a draw picks groups with replacement and takes the mean over all their samples (the
 cluster bootstrap). Without groups every sample is its own group, the ordinary bootstrap. Several sets of
 values measured on the same samples (one per model, say) can be drawn together, with the same groups picked
 in each draw, so differences between them keep the pairing (`bootstrap_means` on a 2-D array).
+
+With few groups (a validation set of 6 scenes), a percentile interval is too narrow even once its variance is
+unbiased: the mean over G groups is studentized with G - 1 degrees of freedom, and Student's t quantile at 5
+is 2.57, not the normal 1.96, so such an interval covered only ~87% in simulations fitted to this project's
+sweeps. `small_sample_widening` is the ratio of the two quantiles; the interval spreads the draws about the
+mean by it (the t interval for normal data), and the paired draws of a sweep's report take the same factor.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 from typing import Hashable, Sequence
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
 
 DEFAULT_RESAMPLES = 2000
 _PICKS_PER_CHUNK = 4_000_000
@@ -58,17 +67,29 @@ def bootstrap_means(values, groups: Sequence[Hashable] | None = None, resamples:
     return draws
 
 
+def small_sample_widening(groups: int, level: float = 0.95) -> float:
+    """Student's t quantile on `groups` - 1 degrees of freedom over the normal one, at two-sided `level`: what
+    a normal-quantile interval from G groups must be widened by to keep its level (1.31 for 6 groups, 1.02 for
+    64; 1.0 for a single group, which has nothing to resample)."""
+    if groups < 2:
+        return 1.0
+    upper = 0.5 + level / 2.0
+    return float(student_t.ppf(upper, groups - 1) / norm.ppf(upper))
+
+
 def bootstrap_ci(values, groups: Sequence[Hashable] | None = None, level: float = 0.95,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, float]:
-    """The percentile bootstrap interval of the mean of `values` (1-D), at confidence `level`, resampling the
-    samples' `groups` (None: each sample alone). With one group the interval is the mean (nothing to resample
-    between groups); with no values it is (nan, nan)."""
+    """The bootstrap interval of the mean of `values` (1-D), at confidence `level`, resampling the samples'
+    `groups` (None: each sample alone): the percentiles of the draws spread about the mean by
+    `small_sample_widening` of the number of groups. With one group the interval is the mean (nothing to
+    resample between groups); with no values it is (nan, nan)."""
     data = np.asarray(values, dtype=np.float64).ravel()
     if data.size == 0:
         return float("nan"), float("nan")
     _, count = group_index(groups, data.size)
     if count == 1:
         return float(data.mean()), float(data.mean())
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(bootstrap_means(data, groups, resamples, seed), [tail, 1.0 - tail])
+    tail, centre = (1.0 - level) / 2.0, data.mean()
+    draws = centre + (bootstrap_means(data, groups, resamples, seed) - centre) * small_sample_widening(count, level)
+    low, high = np.quantile(draws, [tail, 1.0 - tail])
     return float(low), float(high)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vitok.bootstrap import small_sample_widening
 from workflows.reports.fits import MIN_POINTS, Fit, fit_rows
 from workflows.reports.generation_findings import (
     decoder_generation, e_generation, encoder_generation, generation_coverage, generation_metric, generation_rows,
@@ -427,11 +428,13 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
                 f"against log2 of the x quantity; R² is reported only with >= {MIN_POINTS} points. Every interval "
                 f"is 95%: a run's is a percentile bootstrap of its mean over n validation samples, resampling the "
                 f"independent units they come from (the runs table's units: the scenes or videos, set by "
-                f"`data.eval_unit`), so correlated crops count once. A slope's or a difference's draws every run "
-                f"scored on the same validation set from the same resampled units (a paired bootstrap: what the "
-                f"runs share cancels), or, for runs that logged no per-sample values, combines their own "
-                f"intervals as independent; plus the run-to-run spread of seed replicates where the sweep has them "
-                f"(without replicates, training noise is not in the interval).")
+                f"`data.eval_unit`), so correlated crops count once, and widened by Student's t over the normal "
+                f"quantile for that number of units (x{small_sample_widening(6):.2f} for 6), so that few units "
+                f"still give 95%. A slope's or a difference's draws every run scored on the same validation set "
+                f"from the same resampled units (a paired bootstrap: what the runs share cancels; widened alike), "
+                f"or, for runs that logged no per-sample values, combines their own intervals as independent; plus "
+                f"the run-to-run spread of seed replicates where the sweep has them (without replicates, training "
+                f"noise is not in the interval).")
     ok = finished_rows(rows or [])
     generated = bool(generation_rows(ok, generation_metric(ok)))
     if generated:
