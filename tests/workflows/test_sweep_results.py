@@ -217,6 +217,18 @@ def test_video_e_ratio_from_the_two_fits():
     assert verdict.verdict == INCONCLUSIVE
 
 
+def test_video_e_ratio_is_unbounded_when_the_video_line_may_not_rise():
+    # video gains 0.3 dB per doubling, +-1.5 dB per run: in more than 2.5% of the redrawn fits its line does not
+    # rise, so no E reaches the PSNR and the interval is open above (interpolating two such draws gave nan)
+    image = [with_ci(row(f"i{e}", e, 2 * math.log2(e)), 0.2) for e in (256, 1024, 4096)]
+    video = [with_ci(row(f"v{e}", e, 0.3 * math.log2(e) + 14.5, media="video", frames=8, q=2), 1.5)
+             for e in (512, 2048, 8192)]
+    finding = judge_findings(image + video, "video_e_sweep")[2]
+    (ratio,) = [line for line in finding.measured if "needs" in line]
+    assert "unbounded] against 8x" in ratio and "nan" not in ratio
+    assert finding.verdict == INCONCLUSIVE  # 4.3x, and the interval reaches from below 8x to unbounded
+
+
 def test_video_e_ratio_is_not_extrapolated_beyond_the_measured_psnr():
     image = [with_ci(row(f"i{e}", e, 2 * math.log2(e) + 12), 0.2) for e in (256, 1024, 4096)]  # 28-36 dB
     video = [with_ci(row(f"v{e}", e, math.log2(e) + 10, media="video", frames=8, q=2), 0.2)

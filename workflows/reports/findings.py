@@ -299,7 +299,8 @@ def _e_ratio(video_fit: Fit, image_fit: Fit, target: float) -> tuple[float, floa
     # A draw in which either line does not rise has no finite ratio: it counts as unbounded, which can only
     # widen the interval upwards.
     draws = np.where((vs > 0) & (is_ > 0), draws, np.inf)
-    low, high = np.quantile(draws, [0.025, 0.975])
+    # Quantiles that are draws ("inverted_cdf"): interpolating between two unbounded draws gives nan, not inf.
+    low, high = np.quantile(draws, [0.025, 0.975], method="inverted_cdf")
     return 2.0**point, 2.0**low, 2.0**high
 
 
@@ -327,8 +328,9 @@ def _e_ratios(video: list[dict[str, Any]], image: list[dict[str, Any]]) -> tuple
         ratio, low, high = _e_ratio(video_fit, image_fit, target)
         side = side_of(low, high, frames)
         verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
+        interval = ci_text(low, high, ".3g", "x") if math.isfinite(high) else f"[95% CI {low:.3g}x, unbounded]"
         lines.append(f"{name}: at PSNR {target:.2f} dB video ({frames}-frame clips) needs {ratio:.3g}x the image E "
-                     f"{ci_text(low, high, '.3g', 'x')} against {frames}x — {verdict}")
+                     f"{interval} against {frames}x — {verdict}")
         verdicts.append(verdict)
     return lines, verdicts
 
