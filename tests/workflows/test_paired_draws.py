@@ -70,7 +70,7 @@ def test_with_six_scenes_the_slope_and_r2_intervals_keep_95_percent():
     """Five runs, E = 256..4096, scored on 6 scenes x 16 crops, where each scene has its own difficulty (sd 3 dB)
     and its own gain per doubling (sd 0.5 dB about a bent mean curve, whose R² is 0.93), as the e_sweep's
     held-out scenes do. Over 300 validation sets the slope's interval covers the mean curve's slope, and R²'s
-    covers its R², about 95% of the time (measured: 94% and 93%); without the small-sample widening of the
+    covers its R², about 95% of the time (measured: 94% and 92%); without the small-sample widening of the
     draws they covered 88% and 86% in the same simulation."""
     log2_e = np.arange(8.0, 13.0)
     centred = log2_e - log2_e.mean()

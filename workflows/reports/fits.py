@@ -97,7 +97,7 @@ class Fit:
         the plain percentile interval covered it 58% of the time and was surely below 0.9 in 28% of data
         sets. Each refit's sums of squares here lose what the redraw's noise adds to them on average (the
         sums of squares of the redraw deviations themselves, averaged over the draws), so the draws centre
-        on the measured R²; that interval covered 93-98% in the same simulations, paired or not.
+        on the measured R²; that interval covered 92-98% in the same simulations, paired or not.
         """
         if self.r2 is None or not (any(self.y_sd) or self.y_dev is not None):
             return None
