@@ -9,10 +9,11 @@ values measured on the same samples (one per model, say) can be drawn together, 
 in each draw, so differences between them keep the pairing (`bootstrap_means` on a 2-D array).
 
 With few groups (a validation set of 6 scenes), a percentile interval is too narrow even once its variance is
-unbiased: the mean over G groups is studentized with G - 1 degrees of freedom, and Student's t quantile at 5
-is 2.57, not the normal 1.96, so such an interval covered only ~87% in simulations fitted to this project's
-sweeps. `small_sample_widening` is the ratio of the two quantiles; the interval spreads the draws about the
-mean by it (the t interval for normal data), and the paired draws of a sweep's report take the same factor.
+unbiased: the mean over G groups is studentized with G - 1 degrees of freedom, and Student's t quantile on 5 of
+them is 2.57, not the normal 1.96, so such an interval covered only ~87% in simulations fitted to this
+project's sweeps. `small_sample_widening` is the ratio of the two quantiles; the interval spreads the draws
+about the mean by it (the t interval for normal data), and the paired draws of a sweep's report take the same
+factor.
 """
 
 from __future__ import annotations

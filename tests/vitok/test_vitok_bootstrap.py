@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from scipy import stats
 
 from vitok.bootstrap import bootstrap_ci, bootstrap_means, small_sample_widening

@@ -91,13 +91,13 @@ class Fit:
         """R²'s 95% interval: percentiles of R² over refits of redrawn points, each with the noise its redraw
         added taken out; None without R² or uncertainty.
 
-        A redraw adds the points' noise once more to values that already carry it, and noise inflates the
-        residual sum of squares more than the total, so plain refits sit below R² by as much as the noise is
-        large against the spread of the runs: with per-run sd 1.5 dB on a five-point curve of true R² 0.93,
-        the plain percentile interval covered it 58% of the time and was surely below 0.9 in 28% of data
-        sets. Each refit's sums of squares here lose what the redraw's noise adds to them on average (the
-        sums of squares of the redraw deviations themselves, averaged over the draws), so the draws centre
-        on the measured R²; that interval covered 92-98% in the same simulations, paired or not.
+        A redraw adds the points' noise once more to values that already carry it, and noise inflates the residual
+        sum of squares relatively more than the total, so plain refits sit below R² by as much as the noise is large
+        against the spread of the runs: with per-run sd 1.5 dB on a five-point curve of true R² 0.93, the plain
+        percentile interval covered it 58% of the time and was surely below 0.9 in 28% of data sets. Each refit's
+        sums of squares here lose what the redraw's noise adds to them on average (the sums of squares of the redraw
+        deviations themselves, averaged over the draws), so the draws centre on the measured R²; that interval
+        covered 92-98% in the same simulations, paired or not.
         """
         if self.r2 is None or not (any(self.y_sd) or self.y_dev is not None):
             return None
