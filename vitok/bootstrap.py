@@ -11,9 +11,9 @@ in each draw, so differences between them keep the pairing (`bootstrap_means` on
 With few groups (a validation set of 6 scenes), a percentile interval is too narrow even once its variance is
 unbiased: the mean over G groups is studentized with G - 1 degrees of freedom, and Student's t quantile on 5 of
 them is 2.57, not the normal 1.96, so such an interval covered only ~87% in simulations fitted to this
-project's sweeps. `small_sample_widening` is the ratio of the two quantiles; the interval spreads the draws
-about the mean by it (the t interval for normal data), and the paired draws of a sweep's report take the same
-factor.
+project's sweeps. `small_sample_widening` is the ratio of the two quantiles; `interval_draws` spreads the draws
+about the mean by it (the t interval for normal data), for each run's interval and the paired draws of a
+sweep's report alike.
 """
 
 from __future__ import annotations
@@ -78,19 +78,28 @@ def small_sample_widening(groups: int, level: float = 0.95) -> float:
     return float(student_t.ppf(upper, groups - 1) / norm.ppf(upper))
 
 
+def interval_draws(values, groups: Sequence[Hashable] | None = None, resamples: int = DEFAULT_RESAMPLES,
+                   seed: int = 0, level: float = 0.95) -> np.ndarray:
+    """`bootstrap_means` spread about the mean by `small_sample_widening` of the number of groups: draws whose
+    percentiles, or whose standard deviation times the normal quantile, give an interval that keeps `level`
+    with a handful of groups. Same shapes and shared picks as `bootstrap_means`."""
+    data = np.asarray(values, dtype=np.float64)
+    _, count = group_index(groups, data.shape[-1])
+    centre = data.mean(axis=-1)
+    return centre + (bootstrap_means(data, groups, resamples, seed) - centre) * small_sample_widening(count, level)
+
+
 def bootstrap_ci(values, groups: Sequence[Hashable] | None = None, level: float = 0.95,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """The bootstrap interval of the mean of `values` (1-D), at confidence `level`, resampling the samples'
-    `groups` (None: each sample alone): the percentiles of the draws spread about the mean by
-    `small_sample_widening` of the number of groups. With one group the interval is the mean (nothing to
-    resample between groups); with no values it is (nan, nan)."""
+    `groups` (None: each sample alone): the percentiles of `interval_draws`. With one group the interval is
+    the mean (nothing to resample between groups); with no values it is (nan, nan)."""
     data = np.asarray(values, dtype=np.float64).ravel()
     if data.size == 0:
         return float("nan"), float("nan")
     _, count = group_index(groups, data.size)
     if count == 1:
         return float(data.mean()), float(data.mean())
-    tail, centre = (1.0 - level) / 2.0, data.mean()
-    draws = centre + (bootstrap_means(data, groups, resamples, seed) - centre) * small_sample_widening(count, level)
-    low, high = np.quantile(draws, [tail, 1.0 - tail])
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(interval_draws(data, groups, resamples, seed, level), [tail, 1.0 - tail])
     return float(low), float(high)

@@ -5,14 +5,14 @@ interval as independent noise.
 Each training run logs its per-sample values with each sample's id and independent unit
 (`tracking.PER_SAMPLE_ARTIFACT`). Runs scored on the same samples (the same ids, in the same units) form one
 validation set; for each set, every draw picks its units with replacement once (vitok.bootstrap) and takes
-every run's mean over the picked samples. A row then carries `row["draws"][metric]`: its draws minus its
-mean, (DRAWS,) deviations that line up draw by draw with those of every other row of its set (whose number
-is `row["draws"]["set"]`). The deviations are widened by `vitok.bootstrap.small_sample_widening` of the
-set's count of units, as each run's own interval is, so that an interval a report takes from them with the
-normal quantile (a slope's, a difference's) or from their percentiles (R²'s) keeps 95% with a handful of
-units; with 6 scenes they are 1.31x the bootstrap's. Rows of different sets (images and video, say) get their
-own picks, so they are drawn independently. Fits and differences use these deviations where every row they
-compare has them (workflows.reports.fits, verdicts), and each run's own interval otherwise.
+every run's mean over the picked samples. A row then carries `row["draws"][metric]`: its draws minus its mean,
+(DRAWS,) deviations that line up draw by draw with those of every other row of its set (whose number is
+`row["draws"]["set"]`). The draws are `vitok.bootstrap.interval_draws`, widened for the set's count of units
+as each run's own interval is, so that an interval a report takes from them with the normal quantile (a
+slope's, a difference's) or from their percentiles (R²'s) keeps 95% with a handful of units; with 6 scenes
+they are 1.31x the bootstrap's. Rows of different sets (images and video, say) get their own picks, so they
+are drawn independently. Fits and differences use these deviations where every row they compare has them
+(workflows.reports.fits, verdicts), and each run's own interval otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vitok.bootstrap import DEFAULT_RESAMPLES, bootstrap_means, small_sample_widening
+from vitok.bootstrap import DEFAULT_RESAMPLES, interval_draws
 
 DRAWS = DEFAULT_RESAMPLES
 # summary column -> the per-sample values' name in the evaluation's table
@@ -42,7 +42,6 @@ def attach_paired_draws(rows: list[dict[str, Any]], tables: dict[str, dict[str, 
             sets.setdefault(validation_set(table), []).append(row)
     for number, (samples, members) in enumerate(sets.items()):
         ids, groups = [s for s, _ in samples], [g for _, g in samples]
-        widening = small_sample_widening(len(set(groups)))
         for row in members:
             row["draws"] = {"set": number}
         for column, name in PER_SAMPLE_COLUMNS.items():
@@ -50,9 +49,9 @@ def attach_paired_draws(rows: list[dict[str, Any]], tables: dict[str, dict[str, 
             if not scored:
                 continue
             values = np.stack([_in_order(tables[r["run_id"]], name, ids) for r in scored])
-            draws = bootstrap_means(values, groups, DRAWS, seed)
+            draws = interval_draws(values, groups, DRAWS, seed)
             for j, row in enumerate(scored):
-                row["draws"][column] = (draws[:, j] - values[j].mean()) * widening
+                row["draws"][column] = draws[:, j] - values[j].mean()
 
 
 def _in_order(table: dict[str, list], name: str, ids: list[str]) -> np.ndarray:
