@@ -8,6 +8,7 @@ before any Ray, DeepSpeed or MLflow work starts.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -71,7 +72,10 @@ class TrainSection:
     # nodes as it can (a lost node then costs fewer workers). Both fall back on any node with room.
     placement: str = "PACK"
     use_gpu: bool = False
-    zero_stage: int = 2  # DeepSpeed ZeRO stage 0-3; 0 for one worker (nothing to partition, a faster step)
+    # DeepSpeed ZeRO stage 0-3, or "auto": 0 for one worker (nothing to partition, the fastest step), else 2.
+    # Resolved to an int when the section is built, so everything downstream (and the logged params) sees
+    # the stage that runs.
+    zero_stage: int | str = "auto"
     # bf16: DeepSpeed's bf16 mode (bf16 weights and activations, fp32 master weights, losses and metrics in
     # fp32), on GPU and on CPU alike, so CPU runs exercise the dtypes of a GPU run; fp32: everything in fp32.
     precision: str = "bf16"
@@ -89,6 +93,16 @@ class TrainSection:
     max_failures: int = 0  # worker-group restarts Ray Train may make; each resumes from the last checkpoint
     grid_every: int = 0  # steps between reconstruction grids logged to MLflow (0: the final one only)
     export_to: str = ""  # also copy the final export (model.safetensors + config.json) here: folder or s3://
+
+    def __post_init__(self) -> None:
+        if self.zero_stage == "auto":
+            # Stage 0 cannot accumulate bf16 gradients in fp32 (see validate), stage 2 can.
+            self.zero_stage = 0 if self.num_workers == 1 and not self.accumulates_bf16 else 2
+
+    @property
+    def accumulates_bf16(self) -> bool:
+        """Whether micro-steps of bf16 gradients are summed before each optimiser step."""
+        return self.grad_accum > 1 and self.precision == "bf16"
 
     @property
     def global_batch_size(self) -> int:
@@ -150,7 +164,9 @@ class TrainConfig(ValidatedConfig):
             (t.micro_batch_size >= 1, "train.micro_batch_size", "must be >= 1"),
             (t.grad_accum >= 1, "train.grad_accum", "must be >= 1"),
             (t.num_workers >= 1, "train.num_workers", "must be >= 1"),
-            (t.zero_stage in (0, 1, 2, 3), "train.zero_stage", "must be 0, 1, 2 or 3"),
+            (t.zero_stage in (0, 1, 2, 3), "train.zero_stage", "must be 0, 1, 2, 3 or 'auto'"),
+            (t.zero_stage not in (0, 1) or not t.accumulates_bf16, "train.zero_stage",
+             f"{t.zero_stage} cannot accumulate bf16 gradients in fp32 (train.grad_accum > 1); use 2, 3 or 'auto'"),
             (t.precision in ("bf16", "fp32"), "train.precision", "must be 'bf16' or 'fp32'"),
             (t.placement in ("PACK", "SPREAD"), "train.placement", "must be 'PACK' or 'SPREAD'"),
             (0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)"),
@@ -214,6 +230,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
+    elif isinstance(hint, types.UnionType):  # e.g. `int | str`: the first member type the value fits
+        for member in typing.get_args(hint):
+            if isinstance(value, member) and not isinstance(value, bool):
+                return value
     elif typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
         if isinstance(value, (list, tuple)) and len(value) == len(args):

@@ -36,7 +36,7 @@ def test_overrides_apply_to_every_run():
     [
         (lambda d: d["base"].update(modle={}), "unknown key 'modle'"),
         (lambda d: d["base"]["train"].update(steps="ten"), "train.steps: expected int"),
-        (lambda d: d["base"]["train"].update(zero_stage=4), "train.zero_stage must be 0, 1, 2 or 3"),
+        (lambda d: d["base"]["train"].update(zero_stage=4), "train.zero_stage must be 0, 1, 2, 3 or 'auto'"),
         (lambda d: d["base"].setdefault("data", {}).update(eval_unit="scene"),
          "data.eval_unit must be 'source', 'folder' or 'sample'"),
         (lambda d: d["runs"].append({"name": "a"}), "duplicate run name 'a'"),

@@ -39,6 +39,15 @@ def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
         # optimiser, on CPU (checked with ZeRO 0-3 and gloo) as on GPU.
         "bf16": {"enabled": t.precision == "bf16"},
     }
+    if t.precision == "bf16":
+        # Gradients are computed in bf16 but reduced across ranks in fp32 (DeepSpeed would reduce them in the
+        # model's dtype), and ZeRO 2-3 sum micro-steps in fp32. The other stages cannot, so the config refuses
+        # them with grad_accum > 1 in bf16: ZeRO-0's bf16 optimiser raises on an fp32 accumulator, and the one
+        # DeepSpeed 0.19.8 picks for ZeRO-1 with it (BF16_Optimizer) gave another gradient than the fp32 path
+        # (norm 0.137 against 0.088 for the same two micro-batches, tests/workflows/test_bf16_gradients.py).
+        run_specific["communication_data_type"] = "fp32"
+        if t.zero_stage >= 2:
+            run_specific["data_types"] = {"grad_accum_dtype": "fp32"}
     if config.optim.grad_clip > 0:
         run_specific["gradient_clipping"] = config.optim.grad_clip
     return deep_merge(base, run_specific)
