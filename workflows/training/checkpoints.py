@@ -50,11 +50,12 @@ def save_and_report(
         folder = Path(tmp)
         engine.save_checkpoint(tmp, tag=ENGINE_TAG, client_state={"step": step})
         save_rng(folder, rank, augment)
+        average = ema.full_state() if ema is not None else None  # a collective: every rank gathers
         if rank == 0:
             (folder / STATE_FILE).write_text(json.dumps({"step": step}))
             objective.save(folder)
-            if ema is not None:
-                save_file({k: v.contiguous() for k, v in ema.state.items()}, str(folder / EMA_FILE))
+            if average is not None:
+                save_file({k: v.contiguous() for k, v in average.items()}, str(folder / EMA_FILE))
         if export is not None:
             export(folder / EXPORT_DIR)
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp), checkpoint_dir_name=f"step-{step:08d}")
@@ -70,6 +71,6 @@ def restore_latest(engine, rank: int, objective, ema: WeightEMA | None, augment:
         engine.load_checkpoint(name, tag=ENGINE_TAG)
         objective.load(folder)
         if ema is not None and (folder / EMA_FILE).is_file():
-            ema.state = load_file(str(folder / EMA_FILE))
+            ema.load_full_state(load_file(str(folder / EMA_FILE)))
         restore_rng(folder, rank, augment)
         return int(json.loads((folder / STATE_FILE).read_text())["step"])

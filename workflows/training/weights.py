@@ -10,6 +10,8 @@ bf16 too, so their fp32 values are kept aside.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from deepspeed.utils import safe_get_full_fp32_param, safe_set_full_fp32_param
 
@@ -29,9 +31,8 @@ def start_masters_at(engine, weights: dict[str, torch.Tensor], zero_stage: int) 
         value = weights[name].to(param.device)
         if zero_stage > 0:
             safe_set_full_fp32_param(param, value)  # this rank's partition of it
-        elif id(param) in stage0:
-            stage0[id(param)].data.copy_(value)
-        # else fp32 at stage 0: the module's parameter is the master and was never cast.
+        else:  # the bf16 optimiser's fp32 copy, or in fp32 the module's parameter, which is the master
+            stage0.get(id(param), param).data.copy_(value)
     return {name: value for name, value in weights.items() if name not in trainable}
 
 
@@ -67,18 +68,54 @@ def master_state(engine, frozen: dict[str, torch.Tensor], zero_stage: int) -> di
     return state
 
 
+def local_masters(engine) -> list[torch.Tensor]:
+    """The fp32 tensors this rank's torch optimiser steps: its partition of the flat masters (ZeRO 1-3), every
+    master (ZeRO-0 in bf16), or the module's trainable parameters themselves (ZeRO-0 in fp32)."""
+    zero3_partitions = getattr(engine.optimizer, "fp32_partitioned_groups_flat", None)
+    if zero3_partitions is not None:  # ZeRO-3 hands them to the torch optimiser only while it steps
+        return list(zero3_partitions)
+    stepped = getattr(engine.optimizer, "optimizer", engine.optimizer)  # DeepSpeed's wrapper, if any, holds it
+    return [param for group in stepped.param_groups for param in group["params"]]
+
+
 class WeightEMA:
     """An fp32 exponential moving average of the weights, updated after every optimiser step:
     ema = decay * ema + (1 - decay) * weights.
 
-    Every rank keeps the full average (the master weights are gathered for each update, one collective per
-    optimiser step under ZeRO), so it can be saved, evaluated and exported without further communication.
+    Each rank averages only the masters it owns (`local_masters`), so an update costs no communication and
+    holds one more copy of this rank's partition. The full average is gathered, a collective like
+    master_state, only when it is read: for evaluation, checkpoints and the export.
     """
 
-    def __init__(self, decay: float, initial: dict[str, torch.Tensor]):
-        self.decay = decay
-        self.state = {name: value.clone() for name, value in initial.items()}
+    def __init__(self, decay: float, engine, frozen: dict[str, torch.Tensor], zero_stage: int):
+        self.decay, self.engine, self.frozen, self.zero_stage = decay, engine, frozen, zero_stage
+        self.local = [master.detach().clone() for master in local_masters(engine)]
 
-    def update(self, weights: dict[str, torch.Tensor]) -> None:
-        for name, value in weights.items():
-            self.state[name].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
+    def update(self) -> None:
+        for average, master in zip(self.local, local_masters(self.engine)):
+            average.mul_(self.decay).add_(master.detach(), alpha=1.0 - self.decay)
+
+    def full_state(self) -> dict[str, torch.Tensor]:
+        """The whole average as a state dict (as master_state gives the weights); every rank must call it."""
+        with self._in_masters():
+            return master_state(self.engine, self.frozen, self.zero_stage)
+
+    def load_full_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Takes this rank's part of a whole average (a checkpoint's); every rank must call it."""
+        with self._in_masters():
+            start_masters_at(self.engine, state, self.zero_stage)
+
+    @contextlib.contextmanager
+    def _in_masters(self):
+        """The average stands in for the masters, so DeepSpeed's own gather and scatter of the masters read and
+        write it; the masters are put back after, and whatever was written is kept as the average."""
+        masters = local_masters(self.engine)
+        weights = [master.detach().clone() for master in masters]
+        for master, average in zip(masters, self.local):
+            master.data.copy_(average)
+        try:
+            yield
+        finally:
+            for master, average, weight in zip(masters, self.local, weights):
+                average.copy_(master.detach())
+                master.data.copy_(weight)

@@ -117,7 +117,7 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
     if t.compile:
         engine.compile()
     objective = Objective(config, device, world)
-    ema = WeightEMA(t.ema_decay, master_state(engine, frozen, t.zero_stage)) if t.ema_decay else None
+    ema = WeightEMA(t.ema_decay, engine, frozen, t.zero_stage) if t.ema_decay else None
     augment_rng = seed_rank(t.seed, rank)  # each rank its own noise and augmentation streams
     start_step = restore_latest(engine, rank, objective, ema, augment_rng)
 
@@ -145,7 +145,7 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
             terms.update(objective.discriminator_backward(target, output.recon.detach(), step))
         objective.discriminator_step(step)
         if ema is not None:
-            ema.update(master_state(engine, frozen, t.zero_stage))
+            ema.update()
         window_steps += 1
 
         if logger is not None and (step % t.log_every == 0 or step == t.steps):
@@ -172,7 +172,7 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
 
     # The weights that are evaluated and exported: the EMA when there is one, else the fp32 masters.
     raw = master_state(engine, frozen, t.zero_stage)
-    final = ema.state if ema is not None else raw
+    final = ema.full_state() if ema is not None else raw
     results, grid, samples = {}, None, None
     if plan.val_rows > 0:
         evaluated = ViTok(engine.module.config).to(device)
