@@ -9,6 +9,7 @@ import hashlib
 import json
 from typing import Any
 
+from workflows.sweeps.sweep_file import DEP_PREFIX, SEED_SUFFIX
 from workflows.tracking import RunResult
 from workflows.training.plan import RunPlan
 
@@ -37,6 +38,10 @@ def size_letters(variant: str) -> tuple[str, str]:
 def design_of(plan: RunPlan) -> str:
     """What a run is apart from its name and seed: runs that share it are seed replicates of one design."""
     flat = {k: v for k, v in plan.config.flat().items() if k not in ("name", "train.seed")}
+    # A `seeds:` replicate of a stage-2 run starts from its own seed's stage-1 run (`@NAME-s<seed>`): the same design.
+    suffix = f"{SEED_SUFFIX}{plan.config.train.seed}"
+    if flat["train.init_from"].startswith(DEP_PREFIX) and flat["train.init_from"].endswith(suffix):
+        flat["train.init_from"] = flat["train.init_from"][: -len(suffix)]
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
