@@ -138,7 +138,8 @@ def test_findings_markdown_reports_generation():
     rows = gen_sweep(TURN, 0.5)
     rows.append(dict(with_ci(row("c64k", 65536, 25.0), 0.2), generator=None, gen_status="failed: out of memory"))
     text = findings_markdown(judge_findings(rows), "gen-tiny", "", 5, 5, rows)
-    assert "| e_generation | **holds** |" in text and "## e_generation: holds" in text
+    single = "holds (1 seed: training noise not measured)"  # one run per design: no replicates
+    assert f"| e_generation | **{single}** |" in text and f"## e_generation: {single}" in text
     assert "| PSNR [95% CI] | generator | gen n | SWD [95% CI] |" in text
     assert "| 20.00 [19.80, 20.20] | DiT-N/1 | 500 | 14 [13.5, 14.5] |" in text
     assert "| - (failed: out of memory) | - | - |" in text

@@ -4,6 +4,7 @@ and the plots with their error bars. Pure and fast."""
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -43,8 +44,11 @@ def test_patch_size_gap_compares_the_means_of_seed_replicates():
     (line,) = [m for m in patch.measured if m.startswith("E = 1024")]
     assert "p = 8 20.70 dB (mean of 2 runs) vs p = 16 20.20 dB (mean of 2 runs): gap 0.50 dB" in line
     low, high = (float(v) for v in line.split("[95% CI ")[1].split(" dB]")[0].split(", "))
-    sd = math.sqrt(2 * (2 * (0.2 / Z95) ** 2 / 4 + 0.125 / 2))  # each mean: its runs' eval noise + seed noise
-    assert (high - low) / 2 == pytest.approx(stats.t.ppf(0.975, 4) * sd, abs=0.01)
+    # each mean: its runs' evaluation noise (their intervals already carry their small-sample widening, so the
+    # normal quantile) + the seeds' noise (Student's t on the replicates' 4 dof): each widened once
+    evaluation, seeds = 2 * (2 * (0.2 / Z95) ** 2 / 4), 2 * (0.125 / 2)
+    half = math.sqrt(Z95**2 * evaluation + stats.t.ppf(0.975, 4) ** 2 * seeds)
+    assert (high - low) / 2 == pytest.approx(half, abs=0.01)
 
 
 def test_e_reconstruction_is_inconclusive_when_the_slope_interval_includes_zero():
@@ -70,7 +74,7 @@ def test_patch_size_matters_is_reported_apart_from_the_log_e_law():
 
 
 def test_e_sweep_fails_when_psnr_falls_and_needs_three_points():
-    falling = [row("a", 256, 22.0), row("b", 1024, 21.0), row("c", 4096, 20.1)]
+    falling = [with_ci(r, 0.2) for r in (row("a", 256, 22.0), row("b", 1024, 21.0), row("c", 4096, 20.1))]
     assert judge_findings(falling, "e_sweep")[0].verdict == FAILS
     assert judge_findings([dict(r, p=p) for r, p in zip(falling, (8, 16, 32))], "e_sweep")[0].verdict == FAILS
     assert judge_findings(falling[:2], "e_sweep")[0].verdict == NO_DATA
@@ -85,7 +89,15 @@ def test_encoder_and_decoder_scaling():
            row("t0", 1024, 20.72, enc="T", enc_p=4e5, design="T"),
            row("t1", 1024, 20.58, enc="T", enc_p=4e5, design="T")]
     (finding,) = judge_findings([with_ci(r, 0.1) for r in enc], "encoder_scaling")
-    assert finding.verdict == HOLDS and "+0.00 dB [95% CI -0.4" in "\n".join(finding.measured)
+    assert finding.verdict == HOLDS
+    (change,) = [line for line in finding.measured if line.startswith("PSNR change")]
+    measured, low, high = (float(v) for v in re.findall(r"[-+]?\d+\.\d+", change.split("params: ")[1]))
+    # the change is the difference of the two sizes' means: the runs' +-0.1 dB (normal quantile: already widened)
+    # and the seeds' pooled variance (Student's t on 2 dof), each widened once
+    seeds = (np.var([20.70, 20.60], ddof=1) + np.var([20.72, 20.58], ddof=1)) / 2
+    half = math.sqrt(Z95**2 * 4 * (0.1 / Z95) ** 2 / 4 + stats.t.ppf(0.975, 2) ** 2 * seeds)
+    assert measured == pytest.approx(0.0, abs=0.005)  # the value, not how a rounded zero prints
+    assert (low, high) == (pytest.approx(-half, abs=0.006), pytest.approx(half, abs=0.006))
     assert judge_findings([with_ci(r, 0.6) for r in enc], "encoder_scaling")[0].verdict == INCONCLUSIVE
     dec = [row("n0", 1024, 20.7, dec="N", dec_p=1e5, design="N"), row("n1", 1024, 20.6, dec="N", dec_p=1e5, design="N"),
            row("t0", 1024, 21.6, dec="T", dec_p=4e5, design="T"), row("t1", 1024, 21.5, dec="T", dec_p=4e5, design="T")]
@@ -105,8 +117,13 @@ def test_loss_tradeoff_needs_an_active_term_and_a_perceptual_metric():
     assert any("LPIPS was off" in line for line in finding.measured)
     on = row("lpips1", 1024, 20.5, LPIPS=0.20, lpips_weight=1.0, lpips_active=True)
     gan = row("gan", 1024, 20.1, LPIPS=0.15, lpips_weight=1.0, lpips_active=True, gan_weight=0.05)
-    assert judge_findings([off, on, gan], "loss_tradeoff")[0].verdict == HOLDS
-    assert judge_findings([off, dict(on, PSNR=21.5)], "loss_tradeoff")[0].verdict == FAILS
+    measured = [with_ci(dict(r, LPIPS_lo=r["LPIPS"] - 0.01, LPIPS_hi=r["LPIPS"] + 0.01), 0.1) for r in (off, on, gan)]
+    assert judge_findings(measured, "loss_tradeoff")[0].verdict == HOLDS
+    assert judge_findings([measured[0], with_ci(dict(measured[1], PSNR=21.5), 0.1)],
+                          "loss_tradeoff")[0].verdict == FAILS
+    # the same runs without intervals (and one seed each): nothing measured how sure the differences are
+    (unsure,) = judge_findings([off, on, gan], "loss_tradeoff")
+    assert unsure.verdict == INCONCLUSIVE and "[no interval" in "\n".join(unsure.measured)
 
 
 def test_video_e_ratio_from_the_two_fits():
@@ -167,11 +184,11 @@ def test_findings_markdown_quotes_paper_measurement_rule_n_and_intervals():
     findings = judge_findings(rows, "e_sweep")
     text = findings_markdown(findings, "e-sweep-tiny", "e_sweep", 4, 4, rows)
     paper = load_paper()["e_reconstruction"]
-    assert "## e_reconstruction: holds" in text
+    assert "## e_reconstruction: holds (1 seed: training noise not measured)" in text
     assert paper["paper"] in text and "Rule:" in text and "interval lies above 0.9" in text
     assert "inconclusive when the slope's interval includes 0" in text
     assert "## e_patch_size: holds" in text
-    assert "| e_reconstruction | **holds** |" in text
+    assert "| e_reconstruction | **holds (1 seed: training noise not measured)** |" in text
     assert "| config | E | tokens | c | enc-dec | seed | n (units) | PSNR [95% CI] | SSIM [95% CI] |" in text
     assert "| c4 | 256 | p = 8 | 4 | N-N | 0 | 96 (6) | 18.60 [18.30, 18.90] | 0.5000 [0.4940, 0.5060] |" in text
     assert "Not covered by any sweep here: e_generation" in text and "`generation:` block" in text
@@ -243,3 +260,29 @@ def test_summary_rows_carry_n_intervals_and_the_design_seed_replicates_share():
 
 def test_no_metrics_no_plots(tmp_path):
     assert make_plots([row("a", 256, None)], tmp_path) == []
+
+
+def test_zero_width_intervals_are_never_sure():
+    """Three runs whose intervals have zero width (one validation unit each, no seed replicates) measured no
+    uncertainty: every rule says inconclusive with the reason, and the report says "surely" nowhere."""
+    flat = [with_ci(r, 0.0, n=1) for r in E_ROWS[:3]]
+    law = judge_findings(flat, "e_sweep")[0]
+    assert law.verdict == INCONCLUSIVE and "no interval was measured" in law.measured[0]
+    dec = [with_ci(row(f"d{k}", 1024, 20.0 + k, dec=d, dec_p=p), 0.0, n=1)
+           for k, (d, p) in enumerate((("N", 1e5), ("S", 2e5), ("B", 4e5)))]
+    (decoder,) = judge_findings(dec, "decoder_scaling")
+    assert decoder.verdict == INCONCLUSIVE
+    enc = [dict(r, encoder_params=r["decoder_params"], enc=r["dec"], PSNR=20.0 + k / 20) for k, r in enumerate(dec)]
+    assert judge_findings(enc, "encoder_scaling")[0].verdict == INCONCLUSIVE
+    text = findings_markdown([law, decoder], "flat", "", 3, 3, flat)
+    assert "surely improves" not in text and "R² surely above" not in text and "**holds" not in text
+
+
+def test_a_rounded_zero_prints_without_a_sign():
+    from workflows.reports.numbers import signed
+
+    assert [signed(v, "+.2f") for v in (-0.001, 0.001, 0.0, -0.0)] == ["0.00"] * 4
+    assert signed(-0.0) == "0" and signed(0.3, "+.2f") == "+0.30" and signed(-0.3, "+.1%") == "-30.0%"
+    assert signed(-0.0004, "+.1%") == "0.0%"
+    assert "per doubling" in fit_rows(E_ROWS[:3], "E", "PSNR").describe() and not fit_rows(
+        [dict(r, PSNR=20.0) for r in E_ROWS[:3]], "E", "PSNR").describe().startswith(("-0", "+0"))

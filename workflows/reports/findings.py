@@ -21,12 +21,13 @@ import numpy as np
 
 from vitok.bootstrap import small_sample_widening
 from workflows.reports.fits import MIN_POINTS, Fit, fit_rows
+from workflows.reports.numbers import signed
 from workflows.reports.generation_findings import (
     decoder_generation, e_generation, encoder_generation, generation_coverage, generation_metric, generation_rows,
 )
 from workflows.reports.verdicts import (
-    FAILS, HOLDS, INCONCLUSIVE, NO_DATA, Finding, ci_text, combine_verdicts, finished_rows, group_mean, load_paper,
-    mean_difference, replicate_noise, rows_with, side_of,
+    FAILS, HOLDS, INCONCLUSIVE, NO_DATA, NO_INTERVAL, Finding, ci_text, combine_verdicts, finished_rows, group_mean,
+    load_paper, mean_difference, replicate_noise, rows_with, seeds_per_config, sure_side_of,
 )
 
 # Reconstruction metrics: (row key, +1 if higher is better, unit).
@@ -86,16 +87,21 @@ def _law(rows: list[dict[str, Any]], x_key: str, label: str,
             lines.append(f"{key} vs log2 {label}: {len(points)} point(s) with distinct {label} — R² not meaningful")
             verdicts.append(NO_DATA)
             continue
-        side = side_of(*fit.interval(), 0.0) * sign
-        close = side_of(*(fit.r2_interval() or (fit.r2, fit.r2)), R2_LAW)
+        slope_interval, r2_interval = fit.interval(), fit.r2_interval() or (fit.r2, fit.r2)
+        side = sure_side_of(*slope_interval, 0.0) * sign
+        close = sure_side_of(*r2_interval, R2_LAW)
         if side < 0:
             verdict, why = FAILS, f"{key} surely worsens with {label}"
+        elif side == 0 and not slope_interval[1] > slope_interval[0]:
+            verdict, why = INCONCLUSIVE, f"the slope has {NO_INTERVAL}"
         elif side == 0:
             verdict, why = INCONCLUSIVE, "the slope's interval includes 0"
         elif close > 0:
             verdict, why = HOLDS, f"{key} surely improves with {label}, R² surely above {R2_LAW}"
         elif close < 0:
             verdict, why = FAILS, f"{key} improves with {label} but R² is surely below {R2_LAW}"
+        elif not r2_interval[1] > r2_interval[0]:
+            verdict, why = INCONCLUSIVE, f"R² has {NO_INTERVAL}"
         else:
             verdict, why = INCONCLUSIVE, f"R²'s interval straddles {R2_LAW}"
         verdicts.append(verdict)
@@ -172,14 +178,14 @@ def _patch_independence(rows: list[dict[str, Any]]) -> tuple[list[str], list[str
              f"{fit.describe(' dB')})"]
     verdicts = []
     for e, group in shared.items():
-        means = [group_mean(runs, "PSNR", run_var) for runs in _families(group).values()]
+        means = [(group_mean(runs, "PSNR", run_var)[0], runs) for runs in _families(group).values()]
         by_mean = sorted(means, key=lambda m: m[0])
-        (worst, _, worst_runs), (best, _, best_runs) = by_mean[0], by_mean[-1]
+        (worst, worst_runs), (best, best_runs) = by_mean[0], by_mean[-1]
         gap, low, high = mean_difference(best_runs, worst_runs, "PSNR", run_var, dof)
-        side = side_of(low, high, threshold)
+        side = sure_side_of(low, high, threshold)
         verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
         verdicts.append(verdict)
-        ci = ci_text(low, high, ".2f", " dB") if high > low else "[no interval: no run logged one]"
+        ci = ci_text(low, high, ".2f", " dB")
         lines.append(f"E = {e}: {_described(best, best_runs)} vs {_described(worst, worst_runs)}: gap {gap:.2f} dB "
                      f"{ci} — {verdict}")
     return lines, verdicts
@@ -225,11 +231,12 @@ def encoder_scaling(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Findin
     span = math.log2(max(xs)) - math.log2(min(xs))
     low, high = (v * span for v in fit.interval())
     change = fit.slope * span
+    sure = high > low  # a zero-width interval (no uncertainty measured) is never sure
     inside, outside = -ENCODER_DB < low and high < ENCODER_DB, low >= ENCODER_DB or high <= -ENCODER_DB
-    verdict = HOLDS if inside else FAILS if outside else INCONCLUSIVE
+    verdict = HOLDS if sure and inside else FAILS if sure and outside else INCONCLUSIVE
     lines = [f"PSNR vs log2 encoder params: {fit.describe(' dB')}",
-             f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M encoder params: {change:+.2f} dB "
-             f"{ci_text(low, high, '+.2f', ' dB')} — {verdict}"]
+             f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M encoder params: "
+             f"{signed(change, '+.2f')} dB {ci_text(low, high, '+.2f', ' dB')} — {verdict}"]
     lines += _for_the_record(rows, "encoder_params", "encoder params")
     return Finding("encoder_scaling", paper["claim"], paper["paper"], verdict, rule, lines)
 
@@ -242,14 +249,14 @@ def decoder_scaling(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Findin
     if fit is None or fit.r2 is None:
         return Finding("decoder_scaling", paper["claim"], paper["paper"], NO_DATA, rule,
                        ["PSNR vs decoder size: too few runs or a single decoder size"])
-    side = side_of(*fit.interval(), 0.0)
+    side = sure_side_of(*fit.interval(), 0.0)
     verdict = HOLDS if side > 0 else FAILS if side < 0 else INCONCLUSIVE
     xs = [r["decoder_params"] for r in rows_with(rows, "PSNR")]
     span = math.log2(max(xs)) - math.log2(min(xs))
     low, high = (v * span for v in fit.interval())
     lines = [f"PSNR vs log2 decoder params: {fit.describe(' dB')} — {verdict}",
              f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M decoder params: "
-             f"{fit.slope * span:+.2f} dB {ci_text(low, high, '+.2f', ' dB')}"]
+             f"{signed(fit.slope * span, '+.2f')} dB {ci_text(low, high, '+.2f', ' dB')}"]
     lines += _for_the_record(rows, "decoder_params", "decoder params")
     return Finding("decoder_scaling", paper["claim"], paper["paper"], verdict, rule, lines)
 
@@ -277,8 +284,8 @@ def loss_tradeoff(rows: list[dict[str, Any]], paper: dict[str, Any]) -> Finding:
             lines.append(f"{key} missing on one side")
             continue
         diff, low, high = mean_difference(with_key, without_key, key, *replicate_noise(rows, key))
-        lines.append(f"mean {key} with minus without: {diff:+.4g} {ci_text(low, high, '+.4g')}")
-        sides.append(side_of(low, high, 0.0))
+        lines.append(f"mean {key} with minus without: {signed(diff, '+.4g')} {ci_text(low, high, '+.4g')}")
+        sides.append(sure_side_of(low, high, 0.0))
     if len(sides) < 2:
         return Finding("loss_tradeoff", paper["claim"], paper["paper"], NO_DATA, rule, lines)
     verdict = HOLDS if sides == [-1, -1] else FAILS if 1 in sides else INCONCLUSIVE
@@ -326,7 +333,7 @@ def _e_ratios(video: list[dict[str, Any]], image: list[dict[str, Any]]) -> tuple
             continue
         target = (low_end + high_end) / 2
         ratio, low, high = _e_ratio(video_fit, image_fit, target)
-        side = side_of(low, high, frames)
+        side = sure_side_of(low, high, frames)
         verdict = HOLDS if side < 0 else FAILS if side > 0 else INCONCLUSIVE
         interval = ci_text(low, high, ".3g", "x") if math.isfinite(high) else f"[95% CI {low:.3g}x, unbounded]"
         lines.append(f"{name}: at PSNR {target:.2f} dB video ({frames}-frame clips) needs {ratio:.3g}x the image E "
@@ -376,6 +383,9 @@ def judge_findings(rows: list[dict[str, Any]], study: str = "", paper: dict[str,
             out.append(encoder_generation(rows, paper[fid]))
         elif fid == "decoder_generation":
             out.append(decoder_generation(rows, paper[fid]))
+    seeds = seeds_per_config(rows)
+    for finding in out:
+        finding.seeds = seeds
     return out
 
 
@@ -436,7 +446,9 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
                 f"from the same resampled units (a paired bootstrap: what the runs share cancels; widened alike), "
                 f"or, for runs that logged no per-sample values, combines their own intervals as independent; plus "
                 f"the run-to-run spread of seed replicates where the sweep has them (without replicates, training "
-                f"noise is not in the interval).")
+                f"noise is not in the interval, and a verdict says \"1 seed\"). A rule is sure only by an interval "
+                f"of non-zero width: where none was measured (runs that logged no interval, one validation unit, "
+                f"no seed replicates) the verdict is inconclusive.")
     ok = finished_rows(rows or [])
     generated = bool(generation_rows(ok, generation_metric(ok)))
     if generated:
@@ -447,7 +459,7 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
     if findings:
         head.append("| finding | verdict |")
         head.append("|---|---|")
-        head += [f"| {f.id} | **{f.verdict}** |" for f in findings]
+        head += [f"| {f.id} | **{f.label}** |" for f in findings]
         head.append("")
     else:
         head += ["This sweep covers none of the paper's findings (nothing it varies matches one).", ""]
@@ -455,9 +467,9 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
         head += ["## Runs", ""] + runs_table(ok) + [""]
     body = []
     for f in findings:
-        body += [f"## {f.id}: {f.verdict}", "", f"- Paper: {f.claim.rstrip('.')} (paper: {f.paper})."]
+        body += [f"## {f.id}: {f.label}", "", f"- Paper: {f.claim.rstrip('.')} (paper: {f.paper})."]
         body += ["- Measured:"] + [f"  - {line}" for line in f.measured]
-        body += [f"- Verdict: **{f.verdict}**. Rule: {f.rule.rstrip('.')}.", ""]
+        body += [f"- Verdict: **{f.label}**. Rule: {f.rule.rstrip('.')}.", ""]
     if not generated and "e_generation" not in {f.id for f in findings}:
         body += ["Not covered by any sweep here: e_generation (no generation was measured: it needs a generator "
                  "trained on the latents, which the sweep file's `generation:` block runs after each tokenizer "

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from workflows.reports.fits import MIN_POINTS, Fit, fit_rows, quantile
+from workflows.reports.fits import MIN_POINTS, Fit, fit_rows, half_width
+from workflows.reports.numbers import signed
 from workflows.reports.verdicts import (
     FAILS, HOLDS, INCONCLUSIVE, NO_DATA, Finding, ci_text, group_mean, mean_difference, replicate_noise, rows_with,
     sure_side_of,
@@ -61,10 +62,8 @@ def _by_e(rows: list[dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
 def _mean_with_ci(runs: list[dict[str, Any]], key: str, replicates: tuple[float, int], unit: str = "") -> str:
     """`key`'s mean over the runs with its 95% interval; `replicates` = (run-to-run variance, its dof)."""
     run_var, dof = replicates
-    mean, var, _ = group_mean(runs, key, run_var)
-    if var <= 0:
-        return f"{key} {mean:.4g}{unit} [no interval: no run logged one, no seed replicates]"
-    half = quantile(dof) * math.sqrt(var)
+    mean, evaluation, runs_part = group_mean(runs, key, run_var)
+    half = half_width(evaluation, runs_part, dof)
     return f"{key} {mean:.4g}{unit} {ci_text(mean - half, mean + half, '.4g', unit)}"
 
 
@@ -96,18 +95,19 @@ def _generation_turn(by_e: dict[Any, list[dict[str, Any]]], key: str) -> tuple[s
         why = ("generation is surely still improving at the largest E tried: no turn within this sweep's range"
                if sure else "the interval includes 0 (or was not measured)")
         return verdict, [f"{key} is best at the largest E = {largest}; the next best, E = {runner_up}, is worse by "
-                         f"{diff:+.4g} {ci_text(low, high, '+.4g')} — {verdict}: {why}"]
+                         f"{signed(diff, '+.4g')} {ci_text(low, high, '+.4g')} — {verdict}: {why}"]
     comparisons = len(by_e) - 1
     diff, low, high = mean_difference(by_e[largest], by_e[best], key, *replicate_noise(runs, key), comparisons)
-    lines = [f"{key} is best at E* = {best}; at E_max = {largest} it is worse by {diff:+.4g} [95% CI, Bonferroni "
-             f"over the {comparisons} E that could have been E*: {low:+.4g}, {high:+.4g}]"]
+    lines = [f"{key} is best at E* = {best}; at E_max = {largest} it is worse by {signed(diff, '+.4g')} "
+             f"[95% CI, Bonferroni over the {comparisons} E that could have been E*: {signed(low, '+.4g')}, "
+             f"{signed(high, '+.4g')}]"]
     gen_side = sure_side_of(low, high, 0.0)
     at_largest, at_best = rows_with(by_e[largest], "PSNR"), rows_with(by_e[best], "PSNR")
     psnr_side = 0
     if at_largest and at_best:
         diff, low, high = mean_difference(at_largest, at_best, "PSNR", *replicate_noise(runs, "PSNR"))
         psnr_side = sure_side_of(low, high, 0.0)
-        lines.append(f"PSNR at E_max minus at E*: {diff:+.2f} dB {ci_text(low, high, '+.2f', ' dB')}")
+        lines.append(f"PSNR at E_max minus at E*: {signed(diff, '+.2f')} dB {ci_text(low, high, '+.2f', ' dB')}")
     else:
         lines.append("PSNR not measured at both E* and E_max")
     if psnr_side < 0:
@@ -183,7 +183,7 @@ def _generation_vs_size(rows: list[dict[str, Any]], x_key: str, label: str
     return fit, change, [
         f"{key} vs log2 {label}: {fit.describe()}",
         f"{key} change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M {label}, relative to the fitted {key} at "
-        f"the smallest: {change[0]:+.1%} {ci_text(change[1], change[2], '+.1%')}",
+        f"the smallest: {signed(change[0], '+.1%')} {ci_text(change[1], change[2], '+.1%')}",
     ]
 
 

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from workflows.reports.findings import METRICS  # noqa: E402
 from workflows.reports.generation_findings import generation_metric, generation_rows  # noqa: E402
 from workflows.reports.fits import Fit, fit_rows  # noqa: E402
+from workflows.reports.numbers import signed  # noqa: E402
 
 
 def _finished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,8 +45,8 @@ def family_label(row: dict[str, Any]) -> str:
 
 def _fit_label(fit: Fit) -> str:
     r2 = f"R²={fit.r2:.2f}" if fit.r2 is not None else "R² n/a (<3 pts)"
-    ci = f" [{fit.slope_low:+.2g}, {fit.slope_high:+.2g}]" if fit.slope_low is not None else ""
-    return f"{fit.slope:+.3g}{ci}/doubling, {r2}"
+    ci = f" [{signed(fit.slope_low, '+.2g')}, {signed(fit.slope_high, '+.2g')}]" if fit.slope_low is not None else ""
+    return f"{signed(round(fit.slope, 9))}{ci}/doubling, {r2}"
 
 
 def _error_bars(rows: list[dict[str, Any]], metric: str) -> np.ndarray:
