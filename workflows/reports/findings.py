@@ -22,6 +22,7 @@ import numpy as np
 from vitok.bootstrap import small_sample_widening
 from workflows.reports.fits import MIN_POINTS, Fit, fit_rows
 from workflows.reports.numbers import signed
+from workflows.reports.replicates import replicates_table
 from workflows.reports.generation_findings import (
     decoder_generation, e_generation, encoder_generation, generation_coverage, generation_metric, generation_rows,
 )
@@ -465,6 +466,10 @@ def findings_markdown(findings: list[Finding], sweep: str, study: str = "", n_ru
         head += ["This sweep covers none of the paper's findings (nothing it varies matches one).", ""]
     if ok:
         head += ["## Runs", ""] + runs_table(ok) + [""]
+        metrics = [(key, ".2f" if key == "PSNR" else ".4f") for key, _, _ in METRICS if rows_with(ok, key)]
+        replicated = replicates_table(ok, metrics)
+        if replicated:
+            head += ["## Configs (seed replicates together)", ""] + replicated + [""]
     body = []
     for f in findings:
         body += [f"## {f.id}: {f.label}", "", f"- Paper: {f.claim.rstrip('.')} (paper: {f.paper})."]
