@@ -151,7 +151,7 @@ def test_findings_markdown_reports_generation():
 def test_recon_gen_plot_only_with_generation(tmp_path):
     rows = gen_sweep(TURN, 0.5)
     names = sorted(p.name for p in make_plots(rows, tmp_path / "gen"))
-    assert names == ["metrics_vs_E.png", "metrics_vs_decoder.png", "metrics_vs_encoder.png", "recon_gen_vs_E.png"]
+    assert names == ["metrics_vs_E.png", "recon_gen_vs_E.png"]  # one encoder and decoder size: no size plots
     assert (tmp_path / "gen" / "recon_gen_vs_E.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "recon_gen_vs_E.png" not in [p.name for p in make_plots(E_ROWS, tmp_path / "none")]
     assert recon_gen_figure([dict(r, gen_status="failed: x") for r in rows]) is None

@@ -198,9 +198,25 @@ def test_plots_are_png_files(tmp_path):
     rows = E_ROWS + [dict(E_ROWS[0], config="x", LPIPS=0.3, PSNR=17.0), dict(E_ROWS[1], config="bad", status="failed: x")]
     paths = make_plots(rows, tmp_path / "plots")
     names = sorted(p.name for p in paths)
-    assert names == ["metrics_vs_E.png", "metrics_vs_decoder.png", "metrics_vs_encoder.png", "psnr_vs_lpips.png"]
+    assert names == ["metrics_vs_E.png", "psnr_vs_lpips.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_plots_and_fit_metrics_only_for_what_the_sweep_varies(tmp_path):
+    from workflows.reports.publish import fit_metrics
+
+    # an e_sweep at one encoder/decoder size: the p = 16 run's pixel head gives it other parameter counts, but
+    # no size varies, so no metric-vs-encoder/decoder plot or fit
+    e_sweep = [dict(r, encoder_params=1e5 * r["p"], decoder_params=2e5 * r["p"]) for r in E_ROWS]
+    assert [p.name for p in make_plots(e_sweep, tmp_path / "e")] == ["metrics_vs_E.png"]
+    assert any("vs_log2_E" in key for key in fit_metrics(e_sweep))
+    assert not any("enc_params" in key or "dec_params" in key for key in fit_metrics(e_sweep))
+    # an encoder study at a single E: no E plot or fit
+    encoders = [row(f"e{k}", 1024, 20.0 + k / 10, enc=enc, enc_p=p) for k, (enc, p) in
+                enumerate((("N", 1e5), ("S", 2e5), ("B", 4e5)))]
+    assert [p.name for p in make_plots(encoders, tmp_path / "enc")] == ["metrics_vs_encoder.png"]
+    assert not any("vs_log2_E" in key for key in fit_metrics(encoders))
 
 
 def test_plot_points_carry_their_intervals_as_error_bars():

@@ -6,6 +6,9 @@
   shows the same fits. Every point carries its run's 95% interval (bootstrap over validation samples) as an
   error bar.
 - `metrics_vs_encoder.png`, `metrics_vs_decoder.png`: the same against encoder / decoder parameters.
+Each of these three only when the finished runs vary what it is about (`AXES`): two or more values of E, two or
+more encoder (decoder) sizes. Parameter counts also move with the patch size (the pixel head), so an e_sweep at
+one size has encoder params that "vary": a line through them would credit the size with what p and E did.
 - `psnr_vs_rfid.png` (or `psnr_vs_lpips.png` when rFID is off): the distortion-perception trade-off.
 - `recon_gen_vs_E.png`, with a generation probe: PSNR (left axis) and the generation metric (right axis: gFID,
   else gFVD, else SWD, as the findings pick it) against log2 E, each with its runs' 95% intervals and its
@@ -27,6 +30,19 @@ from workflows.reports.findings import METRICS  # noqa: E402
 from workflows.reports.generation_findings import generation_metric, generation_rows  # noqa: E402
 from workflows.reports.fits import Fit, fit_rows  # noqa: E402
 from workflows.reports.numbers import signed  # noqa: E402
+
+
+# plot stem -> (x column, the column whose distinct values say the sweep varies it, x label)
+AXES = {
+    "metrics_vs_E": ("E", "E", "E = L x c (log2)"),
+    "metrics_vs_encoder": ("encoder_params", "enc", "encoder parameters (log2)"),
+    "metrics_vs_decoder": ("decoder_params", "dec", "decoder parameters (log2)"),
+}
+
+
+def varies(rows: list[dict[str, Any]], key: str) -> bool:
+    """Whether the finished runs take two or more values of `key`."""
+    return len({r.get(key) for r in _finished(rows)}) >= 2
 
 
 def _finished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,13 +205,10 @@ def make_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     by_e = lambda row: f"E={row.get('E')}"  # noqa: E731
-    for x_key, xlabel, stem, group in (
-        ("E", "E = L x c (log2)", "metrics_vs_E", family_label),
-        ("encoder_params", "encoder parameters (log2)", "metrics_vs_encoder", by_e),
-        ("decoder_params", "decoder parameters (log2)", "metrics_vs_decoder", by_e),
-    ):
+    for stem, (x_key, varied, xlabel) in AXES.items():
         path = folder / f"{stem}.png"
-        if plot_metrics_vs(rows, x_key, xlabel, path, group):
+        group = family_label if x_key == "E" else by_e
+        if varies(rows, varied) and plot_metrics_vs(rows, x_key, xlabel, path, group):
             out.append(path)
     tradeoff = plot_tradeoff(rows, folder)
     if tradeoff is not None:

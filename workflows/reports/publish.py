@@ -13,7 +13,7 @@ from workflows.reports.findings import METRICS, findings_markdown, judge_finding
 from workflows.reports.generation_findings import generation_metric, generation_rows
 from workflows.reports.fits import Fit, fit_rows
 from workflows.reports.paired import attach_paired_draws
-from workflows.reports.plots import make_plots
+from workflows.reports.plots import make_plots, varies
 from workflows.reports.tables import rows_to_csv, rows_to_markdown
 from workflows.tracking import load_per_sample, log_text_files
 
@@ -31,11 +31,15 @@ def _fit_entries(prefix: str, fit: Fit | None) -> dict[str, float]:
 
 
 def fit_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The log2 fits (slope, its 95% interval, R²) as parent-run metrics, so the dashboard can compare sweeps;
-    with a generation probe also the generation metric's fit against E (finished probes only)."""
+    """The log2 fits (slope, its 95% interval, R²) against what the sweep varies, as parent-run metrics, so the
+    dashboard can compare sweeps; with a generation probe also the generation metric's fit against E (finished
+    probes only)."""
     ok = [r for r in rows if r["status"] == "finished"]
     out: dict[str, float] = {}
-    for x_key, x_name in (("E", "E"), ("encoder_params", "enc_params"), ("decoder_params", "dec_params")):
+    for x_key, x_name, varied in (("E", "E", "E"), ("encoder_params", "enc_params", "enc"),
+                                  ("decoder_params", "dec_params", "dec")):
+        if not varies(ok, varied):  # a fit across what the sweep held fixed measures something else (plots.AXES)
+            continue
         for metric, _, _ in METRICS:
             out.update(_fit_entries(f"fit_{metric}_vs_log2_{x_name}", fit_rows(ok, x_key, metric)))
     metric = generation_metric(ok)
