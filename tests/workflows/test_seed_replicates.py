@@ -37,8 +37,8 @@ def seeded_rows():
 
 def test_replicates_share_a_design_and_are_grouped_per_config():
     rows = seeded_rows()
-    assert [r["config"] for r in rows[:3]] == ["c4-s0", "c4-s1", "c4-s2"]
-    assert len({r["design"] for r in rows}) == 3 and [r["seed"] for r in rows[:3]] == [0, 1, 2]
+    assert [r.config for r in rows[:3]] == ["c4-s0", "c4-s1", "c4-s2"]
+    assert len({r.design for r in rows}) == 3 and [r.seed for r in rows[:3]] == [0, 1, 2]
     findings = judge_findings(rows, "e_sweep")
     assert findings[0].seeds == 3 and findings[0].label == findings[0].verdict  # no single-seed label
     text = findings_markdown(findings, "s", "e_sweep", 9, 9, rows)
@@ -56,10 +56,10 @@ def test_the_seed_spread_widens_the_slope_interval():
     rows = seeded_rows()
     with_seeds = fit_rows(rows, "E", "PSNR")
     assert with_seeds.replicate_dof == 6 and with_seeds.run_sd == pytest.approx(0.3)
-    one_seed = fit_rows([r for r in rows if r["seed"] == 1], "E", "PSNR")
+    one_seed = fit_rows([r for r in rows if r.seed == 1], "E", "PSNR")
     assert with_seeds.slope == pytest.approx(one_seed.slope)
     assert with_seeds.slope_high - with_seeds.slope_low > 2 * (one_seed.slope_high - one_seed.slope_low)
-    lx = np.log2([r["E"] for r in rows])
+    lx = np.log2([r.E for r in rows])
     weights = (lx - lx.mean()) / np.sum((lx - lx.mean()) ** 2)
     half = math.sqrt(Z95**2 * np.sum(weights**2) * (HALF / Z95) ** 2
                      + stats.t.ppf(0.975, 6) ** 2 * np.sum(weights**2) * 0.09)

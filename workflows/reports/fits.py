@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Sequence
 
 import numpy as np
 from scipy.stats import norm
@@ -31,6 +31,9 @@ from scipy.stats import t as student_t
 
 from workflows.reports.numbers import signed
 from workflows.reports.paired import row_draws
+
+if TYPE_CHECKING:  # the rows' type only: the report reads their attributes
+    from workflows.sweeps.summary import SummaryRow
 
 MIN_POINTS = 3  # below this, R² says nothing about the trend
 LEVEL = 0.95
@@ -212,13 +215,13 @@ def fit_log2(x: Sequence[float], y: Sequence[float], y_sd: Sequence[float | None
     )
 
 
-def fit_rows(rows: list[dict[str, Any]], x_key: str, metric: str) -> Fit | None:
-    """`fit_log2` over a sweep's summary rows: y = row[metric], its uncertainty from the rows' paired draws
-    when all have them, else from row[metric_lo / metric_hi], and replicate groups from row["design"] (rows
+def fit_rows(rows: list[SummaryRow], x_key: str, metric: str) -> Fit | None:
+    """`fit_log2` over a sweep's summary rows: y = row.metric(metric), its uncertainty from the rows' paired
+    draws when all have them, else from row.interval(metric), and replicate groups from row.design (rows
     without one are each their own design)."""
-    points = [r for r in rows if r.get(metric) is not None and r.get(x_key) is not None]
+    points = [r for r in rows if r.metric(metric) is not None and r.metric(x_key) is not None]
     return fit_log2(
-        [r[x_key] for r in points], [r[metric] for r in points],
-        [sd_from_interval(r.get(f"{metric}_lo"), r.get(f"{metric}_hi")) for r in points],
-        [r.get("design") or id(r) for r in points], row_draws(points, metric),
+        [r.metric(x_key) for r in points], [r.metric(metric) for r in points],
+        [sd_from_interval(*r.interval(metric)) for r in points],
+        [r.design or id(r) for r in points], row_draws(points, metric),
     )

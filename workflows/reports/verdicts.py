@@ -9,13 +9,16 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from workflows.reports.fits import half_width, replicate_variance, sd_from_interval
 from workflows.reports.numbers import signed
 from workflows.reports.paired import row_draws
+
+if TYPE_CHECKING:  # the rows' type only: the report reads their attributes
+    from workflows.sweeps.summary import SummaryRow
 
 PAPER_FILE = Path(__file__).resolve().parent / "paper_findings.json"
 HOLDS, FAILS, INCONCLUSIVE, NO_DATA = "holds", "does not hold", "inconclusive", "not enough data"
@@ -46,12 +49,12 @@ def load_paper(path: Path = PAPER_FILE) -> dict[str, Any]:
     return json.loads(path.read_text())["findings"]
 
 
-def finished_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if str(r.get("status", "finished")) == "finished"]
+def finished_rows(rows: list[SummaryRow]) -> list[SummaryRow]:
+    return [r for r in rows if r.finished]
 
 
-def rows_with(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get(key) is not None]
+def rows_with(rows: list[SummaryRow], key: str) -> list[SummaryRow]:
+    return [r for r in rows if r.metric(key) is not None]
 
 
 def combine_verdicts(verdicts: list[str]) -> str:
@@ -86,23 +89,23 @@ def ci_text(low: float, high: float, fmt: str = "+.3g", unit: str = "") -> str:
     return f"[95% CI {signed(low, fmt)}, {signed(high, fmt)}{unit}]"
 
 
-def seeds_per_config(rows: list[dict[str, Any]]) -> int:
+def seeds_per_config(rows: list[SummaryRow]) -> int:
     """The fewest runs any design (config apart from name and seed) has among `rows`: 1 when some config ran
     with a single seed; 0 without rows."""
     counts: dict[Any, int] = {}
     for r in rows:
-        design = r.get("design") or id(r)
+        design = r.design or id(r)
         counts[design] = counts.get(design, 0) + 1
     return min(counts.values(), default=0)
 
 
-def replicate_noise(rows: list[dict[str, Any]], key: str) -> tuple[float, int]:
+def replicate_noise(rows: list[SummaryRow], key: str) -> tuple[float, int]:
     """Run-to-run variance of `key` among seed replicates (same design) and its degrees of freedom."""
     points = rows_with(rows, key)
-    return replicate_variance([r[key] for r in points], [r.get("design") or id(r) for r in points])
+    return replicate_variance([r.metric(key) for r in points], [r.design or id(r) for r in points])
 
 
-def group_mean(runs: list[dict[str, Any]], key: str, run_var: float) -> tuple[float, float, float]:
+def group_mean(runs: list[SummaryRow], key: str, run_var: float) -> tuple[float, float, float]:
     """The mean `key` of a group of runs (one tokenisation's seed replicates at one E, say), the evaluation's
     variance of that mean (from the runs' paired draws or else their own intervals) and the run-to-run part
     (`run_var` over the number of runs)."""
@@ -110,11 +113,11 @@ def group_mean(runs: list[dict[str, Any]], key: str, run_var: float) -> tuple[fl
     if draws is not None:
         own = float(np.var(draws.mean(axis=1)))
     else:
-        own = sum(sd_from_interval(r.get(f"{key}_lo"), r.get(f"{key}_hi")) ** 2 for r in runs) / len(runs) ** 2
-    return statistics.fmean(r[key] for r in runs), own, run_var / len(runs)
+        own = sum(sd_from_interval(*r.interval(key)) ** 2 for r in runs) / len(runs) ** 2
+    return statistics.fmean(r.metric(key) for r in runs), own, run_var / len(runs)
 
 
-def mean_difference(on: list[dict[str, Any]], off: list[dict[str, Any]], key: str, run_var: float, dof: int,
+def mean_difference(on: list[SummaryRow], off: list[SummaryRow], key: str, run_var: float, dof: int,
                     comparisons: int = 1) -> tuple[float, float, float]:
     """mean(on) - mean(off) of `key` and its 95% interval (the evaluation's uncertainty plus run-to-run noise,
     each widened once: `half_width`), Bonferroni-widened for `comparisons` when `on` or `off` was picked as the
