@@ -3,18 +3,21 @@ with symmetric 95% intervals, and a small e_sweep (p = 8 at three E, one p = 16 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from workflows.sweeps.summary import SummaryRow
+
 
 def row(name, E, psnr, ssim=None, p=8, enc="N", dec="N", enc_p=1e5, dec_p=1e5, media="image", **extra):
-    return {"config": name, "E": E, "PSNR": psnr, "SSIM": ssim, "p": p, "enc": enc, "dec": dec,
-            "encoder_params": enc_p, "decoder_params": dec_p, "media": media, "status": "finished",
-            "lpips_weight": 0.0, "lpips_active": False, "gan_weight": 0.0, **extra}
+    return SummaryRow(config=name, E=E, PSNR=psnr, SSIM=ssim, p=p, enc=enc, dec=dec, encoder_params=enc_p,
+                      decoder_params=dec_p, media=media, **extra)
 
 
 def with_ci(r, half, n=96):
     """The row with its PSNR (and SSIM) carrying a symmetric 95% interval of +-half (SSIM: +-half/50)."""
-    out = dict(r, n=n, PSNR_lo=r["PSNR"] - half, PSNR_hi=r["PSNR"] + half)
-    if r.get("SSIM") is not None:
-        out.update(SSIM_lo=r["SSIM"] - half / 50, SSIM_hi=r["SSIM"] + half / 50)
+    out = replace(r, n=n, PSNR_lo=r.PSNR - half, PSNR_hi=r.PSNR + half)
+    if r.SSIM is not None:
+        out = replace(out, SSIM_lo=r.SSIM - half / 50, SSIM_hi=r.SSIM + half / 50)
     return out
 
 

@@ -168,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     if monitor is not None:
         monitor.finish()
     # A failed generation probe fails the sweep too: the parent stays resumable, and a rerun redoes the probe.
-    failed = sum(1 for r in rows if r["status"] != "finished" or r.get("gen_status", "finished") != "finished")
+    failed = sum(1 for r in rows if not r.finished or (r.probed and r.gen_status != "finished"))
     client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
 
     columns = CONSOLE_COLUMNS + (CONSOLE_GENERATION_COLUMNS if probed else [])
-    table = rows_to_markdown([{k: r[k] for k in columns} for r in rows])
+    table = rows_to_markdown([{k: r.columns()[k] for k in columns} for r in rows])
     say(f"\nSweep '{sweep.name}' summary\n{table}\n{findings}")
     say(f"MLflow store: {tracking_uri} (experiment '{sweep.experiment}', parent run {parent_id})")
     for line in dashboard_lines(tracking_uri, experiment_id):

@@ -5,6 +5,7 @@ Pure and fast."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,9 +23,10 @@ from workflows.reports.plots import make_plots, recon_gen_figure
 
 def probed(r, swd, half=None, **extra):
     """The row with a finished generation probe: SWD (with a +-half 95% interval when given) and `extra`."""
-    out = {**r, "generator": "DiT-N/1", "gen_n": 500, "gen_status": "finished", "SWD": swd, **extra}
+    out = replace(r, **{"probed": True, "generator": "DiT-N/1", "gen_n": 500, "gen_status": "finished", "SWD": swd,
+                        **extra})
     if half is not None:
-        out.update(SWD_lo=swd - half, SWD_hi=swd + half)
+        out = replace(out, SWD_lo=swd - half, SWD_hi=swd + half)
     return out
 
 
@@ -75,20 +77,20 @@ def test_e_generation_is_inconclusive_with_wide_intervals_or_none():
 
 def test_e_generation_needs_three_values_of_e_with_a_finished_probe():
     rows = gen_sweep(TURN, 0.5)
-    rows[2] = dict(rows[2], gen_status="failed: out of memory")  # its SWD must not count
-    rows[3] = dict(rows[3], gen_status="", SWD=None, SWD_lo=None, SWD_hi=None)  # no probe ran
+    rows[2] = replace(rows[2], gen_status="failed: out of memory")  # its SWD must not count
+    rows[3] = replace(rows[3], gen_status="", SWD=None, SWD_lo=None, SWD_hi=None)  # no probe ran
     result = finding(rows, "e_generation")
     assert result.verdict == NO_DATA and "SWD measured at 2 value(s) of E; needs 3" in result.measured[0]
 
 
 def test_generation_metric_prefers_gfid_when_every_finished_probe_has_it():
     # two seeds per E (one design each): gFID has no interval of its own, the seeds' spread gives one
-    rows = [dict(r, config=f"{r['config']}s{s}", seed=s, design=str(r["E"]), gFID=r["SWD"] * 2 + d)
+    rows = [replace(r, config=f"{r.config}s{s}", seed=s, design=str(r.E), gFID=r.SWD * 2 + d)
             for r in gen_sweep(TURN, 0.5) for s, d in ((0, 0.3), (1, -0.3))]
     result = finding(rows, "e_generation")
     assert result.measured[0].startswith("generation metric: gFID") and result.verdict == HOLDS
     assert "E = 4096: gFID 24 [95% CI" in "\n".join(result.measured)
-    rows[0] = dict(rows[0], gFID=None)  # one probe without gFID: every run falls back on SWD
+    rows[0] = replace(rows[0], gFID=None)  # one probe without gFID: every run falls back on SWD
     assert finding(rows, "e_generation").measured[0].startswith("generation metric: SWD")
 
 
@@ -110,7 +112,7 @@ def test_encoder_generation_holds_when_a_bigger_encoder_surely_worsens_generatio
         in result.measured[1]
     assert finding(size_sweep("enc", 11.1, 10.1, 0.2), "encoder_generation").verdict == FAILS
     assert finding(size_sweep("enc", 10.1, 11.1, 4.0), "encoder_generation").verdict == INCONCLUSIVE
-    three = [dict(r, design=r["config"]) for r in size_sweep("enc", 10.1, 11.1, 0.2)[:3]]  # no replicates
+    three = [replace(r, design=r.config) for r in size_sweep("enc", 10.1, 11.1, 0.2)[:3]]  # no replicates
     assert finding(three, "encoder_generation").verdict == HOLDS  # 3 runs, 2 sizes: enough
     two = size_sweep("enc", 10.1, 11.1, 0.2)[1:3]  # 2 runs, 2 sizes: too few
     assert finding(two, "encoder_generation", "encoder_scaling").verdict == NO_DATA
@@ -130,15 +132,16 @@ def test_generation_findings_are_covered_when_generation_was_measured():
     assert covered(decoders, "e_generation") == ["e_reconstruction", "e_generation", "decoder_generation"]
     assert covered(decoders, "decoder_scaling") == ["decoder_scaling", "e_generation", "decoder_generation"]
     assert covered(gen_sweep(TURN, 0.5)) == ["e_reconstruction", "e_patch_size", "e_generation"]
-    failed = [dict(r, gen_status="failed: x") for r in decoders]  # no finished probe: nothing about generation
+    failed = [replace(r, gen_status="failed: x") for r in decoders]  # no finished probe: nothing about generation
     assert covered(failed) == ["decoder_scaling"]
 
 
 def test_findings_markdown_reports_generation():
     rows = gen_sweep(TURN, 0.5)
-    rows.append(dict(with_ci(row("c64k", 65536, 25.0), 0.2), generator=None, gen_status="failed: out of memory"))
+    rows.append(replace(with_ci(row("c64k", 65536, 25.0), 0.2), generator=None, gen_status="failed: out of memory"))
     text = findings_markdown(judge_findings(rows), "gen-tiny", "", 5, 5, rows)
-    assert "| e_generation | **holds** |" in text and "## e_generation: holds" in text
+    single = "holds (1 seed: training noise not measured)"  # one run per design: no replicates
+    assert f"| e_generation | **{single}** |" in text and f"## e_generation: {single}" in text
     assert "| PSNR [95% CI] | generator | gen n | SWD [95% CI] |" in text
     assert "| 20.00 [19.80, 20.20] | DiT-N/1 | 500 | 14 [13.5, 14.5] |" in text
     assert "| - (failed: out of memory) | - | - |" in text
@@ -150,17 +153,17 @@ def test_findings_markdown_reports_generation():
 def test_recon_gen_plot_only_with_generation(tmp_path):
     rows = gen_sweep(TURN, 0.5)
     names = sorted(p.name for p in make_plots(rows, tmp_path / "gen"))
-    assert names == ["metrics_vs_E.png", "metrics_vs_decoder.png", "metrics_vs_encoder.png", "recon_gen_vs_E.png"]
+    assert names == ["metrics_vs_E.png", "recon_gen_vs_E.png"]  # one encoder and decoder size: no size plots
     assert (tmp_path / "gen" / "recon_gen_vs_E.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "recon_gen_vs_E.png" not in [p.name for p in make_plots(E_ROWS, tmp_path / "none")]
-    assert recon_gen_figure([dict(r, gen_status="failed: x") for r in rows]) is None
+    assert recon_gen_figure([replace(r, gen_status="failed: x") for r in rows]) is None
     fig = recon_gen_figure(rows)
     left, right = fig.axes
     assert left.get_ylabel() == "PSNR (dB)" and right.get_ylabel() == "SWD (lower is better)"
     for ax, key in ((left, "PSNR"), (right, "SWD")):
         (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
         spans = sorted(tuple(np.round(seg[:, 1], 3)) for seg in bars.lines[2][0].get_segments())
-        assert spans == sorted((round(r[f"{key}_lo"], 3), round(r[f"{key}_hi"], 3)) for r in rows)
+        assert spans == sorted((round(r.interval(key)[0], 3), round(r.interval(key)[1], 3)) for r in rows)
     legend = [t.get_text() for t in left.get_legend().get_texts()]
     assert any(t.startswith("PSNR all runs: +1") for t in legend) and any(t.startswith("SWD all runs:") for t in legend)
     plt.close(fig)

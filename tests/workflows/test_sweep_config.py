@@ -194,3 +194,41 @@ def test_tiny_video_sweep_reaches_each_e_with_every_tubelet_and_has_image_runs()
     assert set(es_by_q) == {1, 2, 4} and all(len(es) >= 3 for es in es_by_q.values())
     assert len({frozenset(es) for es in es_by_q.values()}) == 1
     assert len({p.stats["E"] for p in plans if p.config.data.media_type == "image"}) >= 3
+
+
+def test_seeds_expand_every_config_into_named_replicates():
+    raw = sweep_with(seeds=[0, 1, 2], runs=[{"name": "a", "model": {"channels": 4}}],
+                     axes={"grid": {"model.channels": [16]}})
+    sweep = parse_sweep(raw, "f.yaml")
+    assert [c.name for c in sweep.configs] == ["a-s0", "a-s1", "a-s2", "c16-s0", "c16-s1", "c16-s2"]
+    assert [c.train.seed for c in sweep.configs] == [0, 1, 2] * 2
+    assert {c.model.channels for c in sweep.configs[:3]} == {4}
+
+
+def test_seeded_stage_two_runs_start_from_the_same_seed():
+    raw = sweep_with(seeds=[3, 7], runs=[{"name": "s1"}, {"name": "s2", "train": {"stage": 2, "init_from": "@s1"}}])
+    sweep = parse_sweep(raw, "f.yaml")
+    assert sweep.dependencies() == {"s2-s3": "s1-s3", "s2-s7": "s1-s7"}
+
+
+@pytest.mark.parametrize("seeds", [[], [0, 0], [-1], [1.5], ["0"], 3, [True]])
+def test_bad_seeds_are_one_line_naming_seeds(seeds):
+    with pytest.raises(ConfigError, match=r"^f\.yaml: seeds must be") as err:
+        parse_sweep(sweep_with(seeds=seeds, runs=[{"name": "a"}]), "f.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_a_typo_under_base_is_blamed_on_base():
+    raw = sweep_with(runs=[{"name": "a"}])
+    raw["base"]["model"]["varaint"] = "N-N/8"
+    with pytest.raises(ConfigError, match=r"^f\.yaml: base\.model: unknown key 'varaint'"):
+        parse_sweep(raw, "f.yaml")
+
+
+def test_a_missing_experiment_is_called_missing():
+    raw = sweep_with(runs=[{"name": "a"}])
+    del raw["experiment"]
+    with pytest.raises(ConfigError, match=r"^f\.yaml: 'experiment' is missing$"):
+        parse_sweep(raw, "f.yaml")
+    with pytest.raises(ConfigError, match=r"'experiment' must be a str"):
+        parse_sweep({**raw, "experiment": 3}, "f.yaml")

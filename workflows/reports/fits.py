@@ -2,7 +2,9 @@
 
 The least-squares slope is a fixed weighted sum of the runs' values, so its uncertainty follows from theirs:
 the evaluation's, plus, where the sweep repeats a design with other seeds, the run-to-run variance those
-replicates show (pooled; the quantile is then Student's t on their degrees of freedom, else the normal one).
+replicates show (pooled; that part's quantile is Student's t on their degrees of freedom). The evaluation's
+part takes the normal quantile: the runs' intervals and paired draws already carry the small-sample widening
+for their number of validation units (vitok.bootstrap), so each part is widened once (`half_width`).
 Without replicates the run-to-run noise is not measured and the interval says so. The evaluation's part
 comes from the paired bootstrap draws when every run has them (workflows.reports.paired: all runs scored on
 one validation set, resampled alike, so what the runs share, such as a hard scene, moves them together and
@@ -21,12 +23,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Sequence
 
 import numpy as np
+from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from workflows.reports.numbers import signed
 from workflows.reports.paired import row_draws
+
+if TYPE_CHECKING:  # the rows' type only: the report reads their attributes
+    from workflows.sweeps.summary import SummaryRow
 
 MIN_POINTS = 3  # below this, R² says nothing about the trend
 LEVEL = 0.95
@@ -64,13 +71,13 @@ class Fit:
         r2_ci = self.r2_interval()
         r2 += f" [95% CI {r2_ci[0]:.2f}, {r2_ci[1]:.2f}]" if r2_ci else ""
         if self.slope_low is None:
-            ci = " [no interval: no run logged one]"
+            ci = " [no interval: no run logged one, no seed replicates]"
         else:
-            ci = f" [95% CI {self.slope_low:+.3g}, {self.slope_high:+.3g}]"
+            ci = f" [95% CI {signed(self.slope_low)}, {signed(self.slope_high)}]"
         noise = (f"run-to-run sd {self.run_sd:.3g}{unit} from {self.replicate_dof} replicate dof"
                  if self.run_sd is not None else "no seed replicates")
-        slope = round(self.slope, 9)  # so an exact zero prints as +0, not as float noise
-        return f"{slope:+.3g}{unit} per doubling{ci}, {r2} (n = {self.n} runs; {noise})"
+        slope = round(self.slope, 9)  # an exact zero's float noise (-4e-16) is zero
+        return f"{signed(slope)}{unit} per doubling{ci}, {r2} (n = {self.n} runs; {noise})"
 
     def _redraw(self, draws: int, seed: int) -> np.ndarray:
         """(draws, n) copies of the points' values: with paired deviations, the i-th copy adds the i-th of them
@@ -130,9 +137,19 @@ def replicate_variance(y: Sequence[float], groups: Sequence[Hashable]) -> tuple[
     return (squares / dof, dof) if dof else (0.0, 0)
 
 
-def quantile(dof: int) -> float:
-    """The two-sided 95% quantile: Student's t when a variance was estimated from `dof` replicates."""
-    return float(student_t.ppf(0.5 + LEVEL / 2, dof)) if dof else Z95
+def quantile(dof: int, comparisons: int = 1) -> float:
+    """The two-sided quantile that keeps `comparisons` intervals 95% sure together (Bonferroni): Student's t
+    when a variance was estimated from `dof` replicates, else the normal one."""
+    upper = 1 - (1 - LEVEL) / (2 * comparisons)
+    return float(student_t.ppf(upper, dof) if dof else norm.ppf(upper))
+
+
+def half_width(evaluation_var: float, run_var: float, dof: int, comparisons: int = 1) -> float:
+    """The 95% half-width of an estimate whose variance is the evaluation's `evaluation_var` plus the
+    run-to-run `run_var` (estimated from seed replicates on `dof` degrees of freedom). The evaluation's part
+    takes the normal quantile, since the runs' intervals and paired draws already carry the t-over-normal
+    widening for their validation units; only the replicates' part takes Student's t: each widened once."""
+    return math.sqrt(quantile(0, comparisons) ** 2 * evaluation_var + quantile(dof, comparisons) ** 2 * run_var)
 
 
 def _usable(value: Any) -> bool:
@@ -180,14 +197,16 @@ def fit_log2(x: Sequence[float], y: Sequence[float], y_sd: Sequence[float | None
     run_var, dof = replicate_variance(ly, [p[3] for p in points])
     weights = _slope_weights(lx)
     if dev is None:
-        point_var = np.array([p[2] for p in points]) ** 2 + run_var
-        slope_var = float(np.sum(weights**2 * point_var))
+        evaluation_var = np.array([p[2] for p in points]) ** 2
+        slope_evaluation_var = float(np.sum(weights**2 * evaluation_var))
     else:  # the evaluation's part of the slope's variance, with the runs' shared resampling in it
-        point_var = dev.var(axis=0) + run_var
-        slope_var = float(np.var(dev @ weights) + np.sum(weights**2) * run_var)
+        evaluation_var = dev.var(axis=0)
+        slope_evaluation_var = float(np.var(dev @ weights))
+    point_var = evaluation_var + run_var
+    slope_run_var = float(np.sum(weights**2)) * run_var
     low = high = None
-    if slope_var > 0:
-        half = quantile(dof) * math.sqrt(slope_var)
+    if slope_evaluation_var + slope_run_var > 0:
+        half = half_width(slope_evaluation_var, slope_run_var, dof)
         low, high = float(slope) - half, float(slope) + half
     return Fit(
         slope=float(slope), intercept=float(intercept), r2=r2, n=len(points), slope_low=low, slope_high=high,
@@ -196,13 +215,13 @@ def fit_log2(x: Sequence[float], y: Sequence[float], y_sd: Sequence[float | None
     )
 
 
-def fit_rows(rows: list[dict[str, Any]], x_key: str, metric: str) -> Fit | None:
-    """`fit_log2` over a sweep's summary rows: y = row[metric], its uncertainty from the rows' paired draws
-    when all have them, else from row[metric_lo / metric_hi], and replicate groups from row["design"] (rows
+def fit_rows(rows: list[SummaryRow], x_key: str, metric: str) -> Fit | None:
+    """`fit_log2` over a sweep's summary rows: y = row.metric(metric), its uncertainty from the rows' paired
+    draws when all have them, else from row.interval(metric), and replicate groups from row.design (rows
     without one are each their own design)."""
-    points = [r for r in rows if r.get(metric) is not None and r.get(x_key) is not None]
+    points = [r for r in rows if r.metric(metric) is not None and r.metric(x_key) is not None]
     return fit_log2(
-        [r[x_key] for r in points], [r[metric] for r in points],
-        [sd_from_interval(r.get(f"{metric}_lo"), r.get(f"{metric}_hi")) for r in points],
-        [r.get("design") or id(r) for r in points], row_draws(points, metric),
+        [r.metric(x_key) for r in points], [r.metric(metric) for r in points],
+        [sd_from_interval(*r.interval(metric)) for r in points],
+        [r.design or id(r) for r in points], row_draws(points, metric),
     )

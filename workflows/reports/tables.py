@@ -1,4 +1,5 @@
-"""Summary tables of a sweep, rendered as CSV and Markdown (the Markdown doubles as the terminal table)."""
+"""Summary tables of a sweep, rendered as CSV and Markdown (the Markdown doubles as the terminal table): one
+dict of columns per row (a sweep's `SummaryRow.columns()`, or a plan's row)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-# Row keys that are not table columns: the paired bootstrap draws (workflows.reports.paired).
-NOT_COLUMNS = ("draws",)
-
-
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    return [c for c in rows[0] if c not in NOT_COLUMNS]
+    return list(rows[0])
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:

@@ -19,6 +19,12 @@ p = 8 plus a zip of matched-E points at p = 16). A run made from axes is named f
 `train.init_from: "@NAME"` points a stage-2 run at the export of run NAME of the same sweep; the sweep
 runs NAME first.
 
+    seeds: [0, 1, 2]             # optional: every config once per seed, as NAME-s0, NAME-s1, NAME-s2
+
+`seeds` (distinct non-negative ints) repeats every config with `train.seed` set to each seed, so that the
+report measures training noise: replicates share everything but name and seed, and their spread enters every
+interval. A stage-2 replicate's `init_from: "@NAME"` points at NAME's replicate of the same seed.
+
     generation: {model: DiT-N/1, steps: 300, micro_batch_size: 16, samples: 64, cfg_scale: 1.5}
 
 An optional `generation:` block (workflows.config.GenerationConfig) adds the generation probe: after each
@@ -32,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +47,7 @@ import yaml
 
 from workflows.config import ConfigError, GenerationConfig, TrainConfig, deep_merge
 
-SWEEP_KEYS = {"sweep", "experiment", "study", "input", "base", "runs", "axes", "generation"}
+SWEEP_KEYS = {"sweep", "experiment", "study", "input", "base", "runs", "axes", "generation", "seeds"}
 STUDIES = ("e_sweep", "encoder_scaling", "decoder_scaling", "loss_tradeoff", "video_e_sweep", "e_generation")
 AXIS_KINDS = {"grid", "zip"}
 # Short labels for run names built from axis values; other keys use their last segment.
@@ -53,6 +60,7 @@ AXIS_LABELS = {
     "data.media_type": "",
 }
 DEP_PREFIX = "@"  # train.init_from: "@run-name" -> that run's export
+SEED_SUFFIX = "-s"  # `seeds:` names each replicate NAME-s<seed>
 
 
 @dataclass
@@ -171,9 +179,11 @@ def parse_sweep(raw: Any, source: str, overrides: dict[str, Any] | None = None) 
     unknown = sorted(set(raw) - SWEEP_KEYS)
     if unknown:
         raise ConfigError(f"{source}: unknown key '{unknown[0]}' (known: {', '.join(sorted(SWEEP_KEYS))})")
-    for key, kind in (("sweep", str), ("experiment", str)):
-        if not isinstance(raw.get(key), kind):
-            raise ConfigError(f"{source}: '{key}' must be a {kind.__name__}")
+    for key in ("sweep", "experiment"):
+        if key not in raw:
+            raise ConfigError(f"{source}: '{key}' is missing")
+        if not isinstance(raw[key], str):
+            raise ConfigError(f"{source}: '{key}' must be a str")
     if "/" in raw["sweep"] or not raw["sweep"]:
         raise ConfigError(f"{source}: 'sweep' must be non-empty and contain no '/'")
     study = raw.get("study") or ""
@@ -184,6 +194,7 @@ def parse_sweep(raw: Any, source: str, overrides: dict[str, Any] | None = None) 
     base = raw.get("base") or {}
     if not isinstance(base, dict):
         raise ConfigError(f"{source}: 'base' must be a mapping")
+    _check_keys(base, TrainConfig, f"{source}: base")
     runs = list(raw.get("runs") or [])
     if "runs" in raw and not runs and "axes" not in raw:
         raise ConfigError(f"{source}: 'runs' is empty")
@@ -211,23 +222,65 @@ def parse_sweep(raw: Any, source: str, overrides: dict[str, Any] | None = None) 
                     axes.setdefault(key, [])
                     axes[key] += [v for v in values if v not in axes[key]]
 
+    seeds = _check_seeds(raw.get("seeds"), source)
     configs, seen = [], set()
     for where, name, run in named:
         if name in seen:
             raise ConfigError(f"{where}: duplicate run name '{name}'")
         seen.add(name)
         merged = deep_merge(deep_merge(base, run), overrides or {})
-        configs.append(TrainConfig.from_dict(merged, where=where))
+        for replicate in _replicates(merged, seeds):
+            configs.append(TrainConfig.from_dict(replicate, where=where))
     sweep = Sweep(
         name=raw["sweep"], experiment=raw["experiment"], configs=configs, source=source, study=study,
         input=_check_input(raw.get("input"), source), axes=axes, probes=_probes(raw.get("generation"), configs, source),
     )
     if study == "e_generation" and not sweep.probed:
         raise ConfigError(f"{source}: study e_generation needs a 'generation:' block (the probe it judges)")
+    names = {c.name for c in configs}
     for run, dep in sweep.dependencies().items():
-        if dep not in seen or dep == run:
+        if dep not in names or dep == run:
             raise ConfigError(f"{source}: {run}: train.init_from '@{dep}' names no other run of this sweep")
     return sweep
+
+
+def _check_seeds(raw: Any, source: str) -> list[int] | None:
+    """The `seeds:` list (None when absent): distinct non-negative ints."""
+    if raw is None:
+        return None
+    if (not isinstance(raw, list) or not raw or len(set(raw)) != len(raw)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw)):
+        raise ConfigError(f"{source}: seeds must be a non-empty list of distinct non-negative ints, e.g. [0, 1, 2]")
+    return list(raw)
+
+
+def _replicates(merged: dict[str, Any], seeds: list[int] | None) -> list[dict[str, Any]]:
+    """One merged config per seed, named NAME-s<seed> with train.seed set (the config itself without `seeds`); a
+    stage-2 replicate starts from its dependency's replicate of the same seed."""
+    if seeds is None or not isinstance(merged.get("train", {}), dict):  # a bad `train` is from_dict's to name
+        return [merged]
+    out = []
+    for seed in seeds:
+        suffix = f"{SEED_SUFFIX}{seed}"
+        train = {**merged.get("train", {}), "seed": seed}
+        init_from = str(train.get("init_from", ""))
+        if init_from.startswith(DEP_PREFIX):
+            train["init_from"] = init_from + suffix
+        out.append({**merged, "name": merged["name"] + suffix, "train": train})
+    return out
+
+
+def _check_keys(raw: dict[str, Any], cls: type, where: str) -> None:
+    """Rejects a key of `raw` that `cls` (a config dataclass, recursively) does not have, naming `where`: a typo
+    under `base:` is the base's, though it would first surface when a run merges it. Only keys: values are
+    checked on each merged run, since a run may complete what the base leaves (a stage-2 init_from, say)."""
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(fields))})")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_keys(value, hints[key], f"{where}.{key}")
 
 
 def _probes(block: Any, configs: list[TrainConfig], source: str) -> dict[str, GenerationConfig]:
