@@ -31,20 +31,23 @@ from .model import ViTok
 class Tiling:
     """Tile and chunk sizes; `tile=0` or `chunk=0` means one tile / one chunk covering everything.
 
-    Defaults: 256-pixel tiles (the training resolution of this repository's runs) overlapping by 32 pixels,
-    16-frame chunks overlapping by 4 frames. `resolve` rounds overlaps up to whole patches / tubelets.
+    Defaults: 256-pixel tiles (the training resolution of this repository's runs) and 16-frame chunks. An
+    overlap left as None becomes an eighth of the tile (32 pixels by default) and a quarter of the chunk (4
+    frames). `resolve` rounds everything up to whole patches / tubelets.
     """
 
     tile: int = 256
-    overlap: int = 32
+    overlap: int | None = None
     chunk: int = 16
-    chunk_overlap: int = 4
+    chunk_overlap: int | None = None
 
     def resolve(self, model: ViTok) -> "Tiling":
         """These sizes rounded to the model's grid; raises ValueError when they cannot work."""
         p, q = model.config.patch_size, model.config.tubelet_size
-        rounded = Tiling(_round_up(self.tile, p), _round_up(self.overlap, p),
-                         _round_up(self.chunk, q), _round_up(self.chunk_overlap, q))
+        overlap = self.tile // 8 if self.overlap is None else self.overlap
+        chunk_overlap = self.chunk // 4 if self.chunk_overlap is None else self.chunk_overlap
+        rounded = Tiling(_round_up(self.tile, p), _round_up(overlap, p),
+                         _round_up(self.chunk, q), _round_up(chunk_overlap, q))
         if rounded.tile and rounded.overlap >= rounded.tile:
             raise ValueError(f"tile overlap {rounded.overlap} must be smaller than the tile {rounded.tile}")
         if rounded.chunk and rounded.chunk_overlap >= rounded.chunk:
