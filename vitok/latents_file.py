@@ -52,7 +52,7 @@ def save_latents(path: str | Path, header: LatentsHeader, chunks: list[Chunk], a
     layout = chunks[0].layout
     tensors = {f"latents.{i:05d}": chunk.latents.contiguous() for i, chunk in enumerate(chunks)}
     if alpha is not None:
-        tensors["alpha"] = torch.from_numpy(np.ascontiguousarray(alpha))
+        tensors["alpha"] = torch.from_numpy(np.array(alpha))  # a copy: PIL arrays are read-only
     fields = {**asdict(header), "tiling": asdict(header.tiling), "layout": asdict(layout),
               "chunk_starts": [c.start for c in chunks], "chunk_frames": [c.frames for c in chunks]}
     save_file(tensors, str(path), metadata={"format": FORMAT, "header": json.dumps(fields)})

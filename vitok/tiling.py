@@ -238,3 +238,21 @@ def reconstruct_stream(model: ViTok, frames: Iterable[np.ndarray], tiling: Tilin
     """Encode then decode a frame stream chunk by chunk: the same functions on the same chunks as
     `encode_stream` followed by `decode_stream`, so both routes give identical pixels."""
     return decode_stream(model, encode_stream(model, frames, tiling))
+
+
+def seam_ratio(image: np.ndarray, layout: FrameLayout, patch: int) -> float:
+    """How visible tile borders are: the mean squared step between neighbouring pixels across the layout's
+    tile edges, over the same mean across every other patch edge (both axes). Patch edges are the fair
+    comparison: a tokenizer's errors already jump there, tile or no tile. About 1 when tile borders do not
+    show, above 1 when they do."""
+    pixels = image.astype(np.float64)
+    border, elsewhere = [], []
+    for axis, starts, size in ((0, layout.starts_h, layout.tile_height), (1, layout.starts_w, layout.tile_width)):
+        steps = np.diff(pixels, axis=axis) ** 2  # step i lies between pixel i and i + 1
+        per_step = steps.mean(axis=tuple(a for a in range(steps.ndim) if a != axis))
+        edges = {s - 1 for s in starts if s > 0} | {s + size - 1 for s in starts if s + size < pixels.shape[axis]}
+        for i in range(patch - 1, len(per_step), patch):
+            (border if i in edges else elsewhere).append(per_step[i])
+    if not border or not elsewhere:
+        raise ValueError("seam_ratio needs at least one tile edge and one other patch edge")
+    return float(np.mean(border) / max(np.mean(elsewhere), 1e-12))
