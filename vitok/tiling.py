@@ -31,7 +31,8 @@ from .model import ViTok
 class Tiling:
     """Tile and chunk sizes; `tile=0` or `chunk=0` means one tile / one chunk covering everything.
 
-    Defaults: 256-pixel tiles (the training resolution of this repository's runs) and 16-frame chunks. An
+    Defaults: 256-pixel tiles and 16-frame chunks, the image resolution and clip length of the paper-scale
+    sweeps (workflows/configs/*_paper.yaml; the config does not record a model's training size). An
     overlap left as None becomes an eighth of the tile (32 pixels by default) and a quarter of the chunk (4
     frames). `resolve` rounds everything up to whole patches / tubelets.
     """
