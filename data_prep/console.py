@@ -58,8 +58,13 @@ class FdLineFilter:
     def _copy(self, read_end: int) -> None:
         with os.fdopen(read_end, "rb") as pipe:
             for line in pipe:  # bytes up to and including b"\n"; a last line without one at EOF
-                if not self.drop.search(line.decode("utf-8", "replace")):
-                    os.write(self.saved, line)
+                if self.drop.search(line.decode("utf-8", "replace")):
+                    continue
+                try:
+                    while line:
+                        line = line[os.write(self.saved, line):]
+                except OSError:  # the console went away (`| head` exited): keep draining so no writer blocks
+                    continue
 
     def close(self) -> None:
         os.dup2(self.saved, self.fd)  # the pipe's last write end goes: the reader sees EOF after the rest
