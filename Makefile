@@ -29,5 +29,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Everything the demo, the tests and the entry points write into the checkout (the run outputs .gitignore
+# lists), and the venv.
 clean:
-	rm -rf $(VENV) work mlruns mlflow.db
+	rm -rf $(VENV) work mlflow.db mlartifacts mlruns outputs ray_results

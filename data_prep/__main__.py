@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from data_prep.cli import add_run_arguments, run_kwargs
+from data_prep.console import configure_console
 from data_prep.errors import DataPrepError
+from data_prep.ray_session import connect_ray
+
+VERBOSE_HELP = "show Ray's own logs and the workers' output on the console"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,15 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
         "type comes from its content (magic bytes), not its name; identical files are used once.",
     )
     add_run_arguments(r)
+    r.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     s = sub.add_parser("sample-corpus", help="build the small sample corpus (skipped when already complete)")
     s.add_argument("--output", required=True, help="folder for the corpus")
+    s.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_console(args.verbose)
+    if args.verbose:  # otherwise Ray starts when the work first needs it, quiet (the first connect decides)
+        connect_ray(verbose=True)
     try:
         if args.command == "sample-corpus":
             from data_prep.sample_corpus import build_sample_corpus

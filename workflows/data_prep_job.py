@@ -18,7 +18,9 @@ import sys
 import time
 
 from data_prep.cli import add_run_arguments, run_kwargs
+from data_prep.console import configure_console
 from data_prep.errors import DataPrepError
+from data_prep.ray_session import connect_ray
 
 log = logging.getLogger("data_prep_job")
 
@@ -56,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workflows/data_prep_job.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_run_arguments(parser)
+    parser.add_argument("--verbose", action="store_true", help="show Ray's own logs and the workers' output")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_console(args.verbose)
+    if args.verbose:  # otherwise Ray starts when the work first needs it, quiet (the first connect decides)
+        connect_ray(verbose=True)
     from data_prep import load_manifest, run
 
     start = time.perf_counter()

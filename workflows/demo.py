@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_console(verbose)
     start = time.perf_counter()
     corpus, shards = WORK_DIR / "corpus", WORK_DIR / "shards"
+    connect_ray(verbose)  # before the corpus, whose encoding already starts Ray (the first connect decides)
     say(f"== 1/3 sample corpus -> {corpus}")
     build_sample_corpus(corpus)
-    connect_ray(verbose)
     say(f"== 2/3 data prep -> {shards}")
     totals = prepare_shards(str(corpus), str(shards), frames=8, size=64, fps=8)
     say(f"   {totals}")

@@ -48,7 +48,8 @@ from workflows.sweeps.summary import CONSOLE_COLUMNS, CONSOLE_GENERATION_COLUMNS
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
     CONFIG_ROLE, ROLE_TAG, MlflowClient, dashboard_lines, git_commit, open_parent, prepare_tracking,
-    register_exports, registered_model_name, set_alias_to_best, start_system_metrics, sweep_exports,
+    register_exports, registered_model_name, run_artifact_uri, set_alias_to_best, start_system_metrics,
+    sweep_exports,
 )
 from workflows.training.driver import run_training
 from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
@@ -80,6 +81,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="only register the sweep's finished tokenizers and point --alias; train nothing")
     parser.add_argument("--verbose", action="store_true", help="show Ray's, DeepSpeed's and the workers' logs")
     return parser.parse_args(argv)
+
+
+def plan_text(plan: str, full: bool) -> str:
+    """The plan as format_plan wrote it, or without its per-config table (the default console: each config's
+    own lines and the summary table follow)."""
+    return plan if full else "\n".join(line for line in plan.splitlines() if not line.startswith("|"))
+
+
+def finding_lines(findings_md: str) -> list[str]:
+    """One console line per finding ("finding e_sweep: holds") from findings.md's `## <id>: <verdict>`
+    sections; the rest (the measured figures and the rules) stays in findings.md."""
+    lines = [f"finding {line[3:]}" for line in findings_md.splitlines()
+             if line.startswith("## ") and ": " in line]  # fmt: skip
+    return lines or ["findings: none of the paper's findings is covered by this sweep"]
+
+
+def local_path(uri: str) -> str:
+    """A file:// URI as the path a shell takes; any other URI unchanged."""
+    return uri[len("file://"):] if uri.startswith("file://") else uri
 
 
 def register_tokenizers(client: MlflowClient, experiment_id: str, sweep: str, alias: str, best_by: str) -> None:
@@ -115,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, OSError) as err:  # a bad config fails before any work
         print(f"error: {err}", file=sys.stderr)
         return 2
-    say(format_plan(sweep, plans))
+    say(plan_text(format_plan(sweep, plans), full=args.dry_run or args.verbose))
     if args.dry_run:
         return 0
     if args.register_only:  # the registry only: no Ray, nothing trained
@@ -173,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
 
     columns = CONSOLE_COLUMNS + (CONSOLE_GENERATION_COLUMNS if probed else [])
     table = rows_to_markdown([{k: r.columns()[k] for k in columns} for r in rows])
-    say(f"\nSweep '{sweep.name}' summary\n{table}\n{findings}")
+    say(f"\nSweep '{sweep.name}' summary\n{table}")
+    say(findings if args.verbose else "\n".join(finding_lines(findings)))
+    say(f"findings.md: {local_path(run_artifact_uri(client, parent_id, 'findings.md'))}")
     say(f"MLflow store: {tracking_uri} (experiment '{sweep.experiment}', parent run {parent_id})")
     for line in dashboard_lines(tracking_uri, experiment_id):
         say(line)

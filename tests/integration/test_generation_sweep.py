@@ -62,7 +62,7 @@ def test_tiny_e_generation_sweep(shards_64, tmp_path, ray_tmp):
     wall = time.monotonic() - start
     print(f"tiny e_generation sweep: {wall:.0f} s")  # the acceptance's budget: 8 minutes on 2 cores
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    assert "## e_generation:" in proc.stdout
+    assert "finding e_generation:" in proc.stdout
 
     client = MlflowClient(uri)
     experiment_id = client.get_experiment_by_name(study["experiment"]).experiment_id

@@ -79,7 +79,7 @@ def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray
     config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-server", [4, 16])
     proc = run_sweep(config, mlflow_server, tmp_path / "ray", ray_tmp)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    assert "## e_reconstruction:" in proc.stdout  # the findings are printed at the end
+    assert "finding e_reconstruction:" in proc.stdout  # each finding's verdict is printed at the end
 
     experiment_id = rest(mlflow_server, "experiments/get-by-name", experiment_name="sweep-it")["experiment"]["experiment_id"]
     (parent,) = search(mlflow_server, experiment_id, "tags.sweep = 'it-server' and tags.role = 'sweep'")
