@@ -7,12 +7,12 @@ import json
 import logging
 import sys
 
-from data_prep.cli import add_run_arguments, run_kwargs
+from data_prep.cli import OneLineParser, add_run_arguments, run_kwargs, unwritable
 from data_prep.errors import DataPrepError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    p = OneLineParser(prog="python -m data_prep", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser(
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sample-corpus":
             from data_prep.sample_corpus import build_sample_corpus
+
+            why = unwritable(args.output)
+            if why:  # checked up front: the corpus is built file by file, and would fail on the first write
+                raise DataPrepError(f"sample-corpus --output {args.output}: {why}")
 
             result = build_sample_corpus(args.output)
         else:
