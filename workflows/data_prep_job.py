@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 
-from data_prep.cli import add_run_arguments, run_kwargs
+from data_prep.cli import OneLineParser, add_run_arguments, run_kwargs
 from data_prep.errors import DataPrepError
 
 log = logging.getLogger("data_prep_job")
@@ -53,11 +53,13 @@ def summarize(manifest: dict, seconds: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workflows/data_prep_job.py", description=__doc__,
+    parser = OneLineParser(prog="workflows/data_prep_job.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_run_arguments(parser)
+    parser.add_argument("--verbose", action="store_true", help="log at DEBUG: data prep's and the libraries' detail")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
     from data_prep import load_manifest, run
 
     start = time.perf_counter()
