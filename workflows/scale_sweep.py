@@ -78,6 +78,13 @@ def _at_least(low: float, kind: type = int):
     return parse
 
 
+def _positive(text: str) -> float:
+    value = _at_least(0.0, float)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = _at_least(0.0, float)(text)
     if not 0.0 < value <= 1.0:
@@ -110,7 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="only register the sweep's finished tokenizers and point --alias; train nothing")
     parser.add_argument("--gpus", type=_at_least(1), default=1,
                         help="for the plan's wall-time estimate: accelerators the sweep runs on (default: %(default)s)")
-    parser.add_argument("--gpu-peak", type=_at_least(1e-9, float), default=None, metavar="TFLOPS",
+    parser.add_argument("--gpu-peak", type=_positive, default=None, metavar="TFLOPS",
                         help="for the plan's wall-time estimate: each accelerator's peak TFLOP/s at the runs' "
                              "precision, e.g. 989 for an H100's dense bf16 (default: no estimate)")
     parser.add_argument("--mfu", type=_fraction, default=0.2,
@@ -122,7 +129,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_outputs(args: argparse.Namespace, probed: bool) -> str:
     """The resolved tracking URI, once --storage (and --latents for a probed sweep) are writable and the
-    tracking store can be written or reached; ConfigError naming the first that is not. Creates nothing."""
+    tracking store can be written or reached; ConfigError (ValueError for the store) naming the first that is
+    not. Creates nothing."""
     places = [("--storage", args.storage)] + ([("--latents", args.latents)] if probed else [])
     for flag, location in places:
         why = location and unwritable(location)
