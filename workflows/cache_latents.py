@@ -37,7 +37,7 @@ DEFAULTS = CacheOptions()
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="workflows/cache_latents.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--shards", required=True, help="tubelet shards (data prep's output): folder or s3://")
     p.add_argument("--tokenizer", required=True, help="folder, s3://, runs:/<run_id>/model, models:/<name>/<version> "
                    "or models:/<name>@<alias>")  # fmt: skip

@@ -54,7 +54,7 @@ def summarize(manifest: dict, seconds: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="workflows/data_prep_job.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_run_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG: data prep's and the libraries' detail")
     args = parser.parse_args(argv)

@@ -49,7 +49,7 @@ DEFAULT_EXPERIMENT = "vitok-generation"  # where a generator without a parent ru
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog="workflows/train_generator.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--latents", required=True,
                    help="latent cache (workflows/cache_latents.py's output): folder or s3://")
     which = p.add_mutually_exclusive_group(required=True)
