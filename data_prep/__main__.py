@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from data_prep.cli import add_run_arguments, run_kwargs
+from data_prep.cli import OneLineParser, add_run_arguments, run_kwargs, unwritable
 from data_prep.console import configure_console
 from data_prep.errors import DataPrepError
 from data_prep.ray_session import connect_ray
@@ -15,7 +15,7 @@ VERBOSE_HELP = "show Ray's own logs and the workers' output on the console"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__)
+    p = OneLineParser(prog="python -m data_prep", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser(
@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sample-corpus":
             from data_prep.sample_corpus import build_sample_corpus
+
+            why = unwritable(args.output)
+            if why:  # checked up front: the corpus is built file by file, and would fail on the first write
+                raise DataPrepError(f"sample-corpus --output {args.output}: {why}")
 
             result = build_sample_corpus(args.output)
         else:

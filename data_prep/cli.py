@@ -1,12 +1,42 @@
-"""The `run` options shared by `python -m data_prep run` and the scheduled job (workflows/data_prep_job.py)."""
+"""What the command lines share: the `run` options of `python -m data_prep run` and the scheduled job
+(workflows/data_prep_job.py), the parser every entry point uses (a bad flag is one line on stderr), and the
+check that a local output can be written, made before any work."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from data_prep.params import CROPS, PrepParams
 
 DEFAULTS = PrepParams()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one stderr line (exit 2), as every other bad input: argparse's own prints
+    the whole usage first, which buries the reason in a screen of options."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
+def unwritable(location: str) -> str | None:
+    """Why the local folder `location` could not be created or written into; None when it can, and for URIs
+    (s3:// and the like are checked by whoever opens them). Decided without creating anything, so a rejected
+    command leaves nothing behind."""
+    if "://" in location:
+        return None
+    path = os.path.abspath(os.path.expanduser(location))
+    if os.path.exists(path) and not os.path.isdir(path):
+        return "not a folder"
+    existing = path
+    while not os.path.exists(existing):  # the nearest existing ancestor is where the folder would be made
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"not writable ({existing} is a file)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"not writable (no write permission on {existing})"
+    return None
 
 
 def add_run_arguments(r: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data_prep.cli import OneLineParser
 from data_prep.errors import DataPrepError
 from workflows.latents.errors import LatentsError
 from workflows.latents.params import DTYPES, MEDIA_TYPES, PRECISIONS, CacheOptions
@@ -35,8 +36,8 @@ DEFAULTS = CacheOptions()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="workflows/cache_latents.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = OneLineParser(prog="workflows/cache_latents.py", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--shards", required=True, help="tubelet shards (data prep's output): folder or s3://")
     p.add_argument("--tokenizer", required=True, help="folder, s3://, runs:/<run_id>/model, models:/<name>/<version> "
                    "or models:/<name>@<alias>")  # fmt: skip

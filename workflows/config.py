@@ -44,10 +44,15 @@ class DataSection:
     eval_unit: str = "source"
 
 
+DEFAULT_WARMUP_STEPS = 10
+
+
 @dataclass
 class OptimSection:
     base_lr: float = 1e-4  # peak lr per 256 samples of global batch (the paper's rule: lr = base_lr x batch / 256)
-    warmup_steps: int = 10  # linear warm-up, then cosine decay to 0 at the last step
+    # Linear warm-up, then cosine decay to 0 at the last step. Unset: DEFAULT_WARMUP_STEPS, at most half of
+    # train.steps (TrainConfig.from_dict), so a short run such as `steps: 10` needs no warm-up of its own.
+    warmup_steps: int = DEFAULT_WARMUP_STEPS
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # DeepSpeed `gradient_clipping` (applied after backward, inside engine.step)
@@ -141,6 +146,18 @@ class TrainConfig(ValidatedConfig):
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
     weights: WeightsSection = field(default_factory=WeightsSection)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str | None = None) -> "TrainConfig":
+        """As ValidatedConfig's, with an unset optim.warmup_steps scaled to short runs: min(10, steps // 2),
+        which is 10 for every run of 20 steps or more (all the shipped configs set their own anyway)."""
+        where = where or cls.SOURCE
+        config = _build(cls, raw, where)
+        optim = raw.get("optim")
+        if not (isinstance(optim, dict) and "warmup_steps" in optim):
+            config.optim.warmup_steps = min(DEFAULT_WARMUP_STEPS, config.train.steps // 2)
+        config.validate(where)
+        return config
 
     def flat(self) -> dict[str, Any]:
         """`section.key` -> value, the form logged as MLflow params."""

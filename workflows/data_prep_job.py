@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 
-from data_prep.cli import add_run_arguments, run_kwargs
+from data_prep.cli import OneLineParser, add_run_arguments, run_kwargs
 from data_prep.console import configure_console
 from data_prep.errors import DataPrepError
 from data_prep.ray_session import connect_ray
@@ -55,8 +55,8 @@ def summarize(manifest: dict, seconds: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workflows/data_prep_job.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = OneLineParser(prog="workflows/data_prep_job.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_run_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="show Ray's own logs and the workers' output")
     args = parser.parse_args(argv)

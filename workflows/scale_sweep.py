@@ -6,8 +6,9 @@
         --shards s3://bucket/shards-256 --tracking-uri http://mlflow:5000 --storage s3://bucket/ray-results
 
 Plain `python` starts a local Ray; under `ray job submit` it joins the job's cluster (RAY_ADDRESS).
-Before anything runs, every config is validated and the plan is printed (params, GMACs/sample, tokens L,
-c, E, and the sweep's estimated training FLOPs); `--dry-run` stops there.
+Before anything runs, every argument and config is validated and the plan is printed (params, GMACs/sample,
+tokens L, c, E, the estimated FLOPs of the training and of the generation probes, and with --gpu-peak the
+estimated wall time); `--dry-run` stops there.
 Re-running the same sweep (same `sweep:` name and experiment) resumes it: finished children are skipped,
 unfinished ones resume from their checkpoints; `--new` starts a fresh parent run instead.
 A child that fails is recorded as failed and the others go on (the exit code is then 1).
@@ -19,7 +20,9 @@ report judges generation against E beside reconstruction.
 Every exported tokenizer is registered as a version of the model `vitok-<sweep>` (tagged with its config,
 variant, E and eval metrics), and the alias `best` points at the best by eval_psnr (--alias, --best-by), so
 `models:/vitok-<sweep>@best` names it; `--register-only` does just that for the sweep's finished configs
-(also those of earlier runs of it), training nothing.
+(also those of earlier runs of it), training nothing and reading no shards.
+Bad input (a flag, the sweep file, the shards, an unwritable --storage or --latents, a tracking store that
+cannot be written or reached) exits 2 with one line on stderr, before any work.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import ray
 
+from data_prep.cli import OneLineParser, unwritable
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, absolute_location
 from workflows.generation.driver import check_workers_fit
@@ -41,24 +45,56 @@ from workflows.reports.publish import publish_results
 from workflows.reports.tables import rows_to_markdown
 from workflows.runtime.console import configure_console, say
 from workflows.runtime.paths import SWEEP_LATENTS
+from workflows.sweeps.compute import Hardware
 from workflows.sweeps.planning import format_plan, plan_sweep
 from workflows.sweeps.probe import GenerationProbe
 from workflows.sweeps.runner import SweepRunner
 from workflows.sweeps.summary import CONSOLE_COLUMNS, CONSOLE_GENERATION_COLUMNS, summary_row
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
-    CONFIG_ROLE, ROLE_TAG, MlflowClient, dashboard_lines, git_commit, open_parent, prepare_tracking,
-    register_exports, registered_model_name, run_artifact_uri, set_alias_to_best, start_system_metrics,
-    sweep_exports,
+    CONFIG_ROLE, LOWER_IS_BETTER, ROLE_TAG, MlflowClient, check_tracking_store, dashboard_lines, git_commit,
+    open_parent, prepare_tracking, register_exports, registered_model_name, resolve_tracking_uri,
+    run_artifact_uri, set_alias_to_best, start_system_metrics, sweep_exports,
 )
 from workflows.training.driver import run_training
 from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "e_sweep_tiny.yaml"
+# The eval metrics every training run logs or may log, which --best-by can rank the registered versions by.
+BEST_BY = ("eval_psnr", "eval_ssim", *sorted(LOWER_IS_BETTER))
+
+
+def _at_least(low: float, kind: type = int):
+    """An argparse type: a number of `kind` >= `low`, else a one-line error naming the bound."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got "
+                                             f"'{text}'") from None  # fmt: skip
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
+        return value
+    return parse
+
+
+def _positive(text: str) -> float:
+    value = _at_least(0.0, float)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _at_least(0.0, float)(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="workflows/scale_sweep.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="sweep YAML (default: %(default)s)")
     parser.add_argument("--shards", default=None, help="override data.shards of every run")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite ./mlflow.db)")
@@ -70,15 +106,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default: work/sweep_latents)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--new", action="store_true", help="start a new parent run instead of resuming")
-    parser.add_argument("--max-concurrent", type=int, default=0,
+    parser.add_argument("--max-concurrent", type=_at_least(0), default=0,
                         help="most configs training at once (default 0: as many as the cluster has room for)")
     parser.add_argument("--alias", default="best",
                         help="registry alias set on the best registered tokenizer (default: %(default)s; '' for none)")
-    parser.add_argument("--best-by", default="eval_psnr",
+    parser.add_argument("--best-by", default="eval_psnr", choices=BEST_BY,
                         help="eval metric that picks it: highest wins, lowest for eval_lpips, eval_rfid and "
                              "eval_rfvd (default: %(default)s)")
     parser.add_argument("--register-only", action="store_true",
                         help="only register the sweep's finished tokenizers and point --alias; train nothing")
+    parser.add_argument("--gpus", type=_at_least(1), default=1,
+                        help="for the plan's wall-time estimate: accelerators the sweep runs on (default: %(default)s)")
+    parser.add_argument("--gpu-peak", type=_positive, default=None, metavar="TFLOPS",
+                        help="for the plan's wall-time estimate: each accelerator's peak TFLOP/s at the runs' "
+                             "precision, e.g. 989 for an H100's dense bf16 (default: no estimate)")
+    parser.add_argument("--mfu", type=_fraction, default=0.2,
+                        help="for the plan's wall-time estimate: the share of the peak the runs reach "
+                             "(default: %(default)s, about what S-B/16 reaches on one H200)")
     parser.add_argument("--verbose", action="store_true", help="show Ray's, DeepSpeed's and the workers' logs")
     return parser.parse_args(argv)
 
@@ -100,6 +144,20 @@ def finding_lines(findings_md: str) -> list[str]:
 def local_path(uri: str) -> str:
     """A file:// URI as the path a shell takes; any other URI unchanged."""
     return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def check_outputs(args: argparse.Namespace, probed: bool) -> str:
+    """The resolved tracking URI, once --storage (and --latents for a probed sweep) are writable and the
+    tracking store can be written or reached; ConfigError (ValueError for the store) naming the first that is
+    not. Creates nothing."""
+    places = [("--storage", args.storage)] + ([("--latents", args.latents)] if probed else [])
+    for flag, location in places:
+        why = location and unwritable(location)
+        if why:
+            raise ConfigError(f"{flag} {location}: {why}")
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    check_tracking_store(tracking_uri, must_exist=args.register_only)  # nothing to register in a new store
+    return tracking_uri
 
 
 def register_tokenizers(client: MlflowClient, experiment_id: str, sweep: str, alias: str, best_by: str) -> None:
@@ -129,22 +187,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_console(args.verbose)
     overrides = {"data": {"shards": absolute_location(args.shards)}} if args.shards else None
+    hardware = Hardware(args.gpus, args.gpu_peak, args.mfu) if args.gpu_peak else None
     try:
         sweep = load_sweep(args.config, overrides)
+        if args.register_only:  # the registry only: no shards read, no Ray, nothing trained
+            tracking_uri = check_outputs(args, probed=False)
+            tracking_uri, experiment_id = prepare_tracking(tracking_uri, sweep.experiment)
+            register_tokenizers(MlflowClient(tracking_uri), experiment_id, sweep.name, args.alias, args.best_by)
+            return 0
+        if args.shards and "://" not in args.shards and not Path(args.shards).is_dir():
+            raise ConfigError(f"--shards {args.shards}: no such folder")  # a dry run would plan without them
         plans = plan_sweep(sweep, args.dry_run)
-    except (ConfigError, ValueError, OSError) as err:  # a bad config fails before any work
+        plan_report = format_plan(sweep, plans, hardware)
+        if not args.dry_run:
+            tracking_uri = check_outputs(args, sweep.probed)
+    except (ConfigError, LookupError, ValueError, OSError) as err:  # bad input fails before any work
         print(f"error: {err}", file=sys.stderr)
         return 2
-    say(plan_text(format_plan(sweep, plans), full=args.dry_run or args.verbose))
+    say(plan_text(plan_report, full=args.dry_run or args.verbose))
     if args.dry_run:
-        return 0
-    if args.register_only:  # the registry only: no Ray, nothing trained
-        tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
-        try:
-            register_tokenizers(MlflowClient(tracking_uri), experiment_id, sweep.name, args.alias, args.best_by)
-        except LookupError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
         return 0
 
     connect_ray(args.verbose)
@@ -158,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterTooSmall as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
+    tracking_uri, experiment_id = prepare_tracking(tracking_uri, sweep.experiment)
     client = MlflowClient(tracking_uri)
     tags = {"sweep": sweep.name, "study": sweep.study or "-", "git_commit": git_commit()}
     params = {"config_file": sweep.source, "num_configs": len(sweep.configs), "study": sweep.study or "-",

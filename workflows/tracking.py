@@ -65,6 +65,38 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri
 
 
+# One quick probe of a tracking server before any work: MLflow's own client retries a refused connection for
+# minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES with exponential backoff), which is right mid-run, not at the start.
+PROBE_TIMEOUT_S = 5.0
+
+
+def check_tracking_store(uri: str, must_exist: bool = False) -> None:
+    """Raises ValueError (one line naming the store and the reason) when the resolved tracking URI `uri` cannot
+    be used: a SQLite store whose folder is missing or not writable (or, with `must_exist`, whose file is not
+    there: a lookup would create an empty store), or an http(s) server that does not answer one request within
+    PROBE_TIMEOUT_S. Creates nothing. Other schemes are left to MLflow."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if must_exist and not path.is_file():
+            raise ValueError(f"--tracking-uri {uri}: no MLflow store at {path} (nothing has been tracked there)")
+        if not path.parent.is_dir():
+            raise ValueError(f"--tracking-uri {uri}: not writable ({path.parent} is not a folder)")
+        target = path if path.exists() else path.parent
+        if not os.access(target, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--tracking-uri {uri}: not writable (no write permission on {target})")
+    elif uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S).close()
+        except urllib.error.HTTPError:  # it answered (401, 404, ...): a server is there; MLflow says the rest
+            return
+        except (OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise ValueError(f"--tracking-uri {uri}: MLflow server not reachable ({reason})") from None
+
+
 def _artifact_root(uri: str) -> str | None:
     """Where a new experiment keeps artifacts. For SQLite, beside the DB file (not the process's cwd,
     which under `ray job submit --working-dir` is a temporary copy); servers choose their own."""

@@ -5,7 +5,8 @@ tubelet shards through Ray Data's streaming split, tracked in one MLflow run wri
 
 trains one run of a sweep file on its own (a top-level MLflow run, no parent); `scale_sweep.py` trains
 them all under a parent run. Re-running the same command resumes an unfinished run from its last
-checkpoint, and skips a finished one.
+checkpoint, and skips a finished one. Bad input (a flag, the sweep file, the run, the shards, an unwritable
+--storage, a tracking store that cannot be written or reached) exits 2 with one line on stderr, before any work.
 """
 
 from __future__ import annotations
@@ -20,18 +21,22 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import ray
 
+from data_prep.cli import OneLineParser, unwritable
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, absolute_location
 from workflows.runtime.console import configure_console, say
 from workflows.sweeps.sweep_file import load_sweep
-from workflows.tracking import dashboard_lines, git_commit, prepare_tracking
+from workflows.tracking import (
+    check_tracking_store, dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri,
+)  # fmt: skip
 from workflows.training.driver import run_training
 from workflows.training.plan import plan_run
 from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="workflows/train.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--config", default="workflows/configs/smoke.yaml", help="sweep YAML file")
     parser.add_argument("--run", required=True, help="name of the run in the sweep file to train")
     parser.add_argument("--shards", default=None, help="override data.shards")
@@ -50,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             names = ", ".join(c.name for c in sweep.configs)
             raise ConfigError(f"{args.config}: no run named '{args.run}' (runs: {names})")
         plan = plan_run(matches[0], where=args.config)
-    except (ConfigError, OSError) as err:
+        why = args.storage and unwritable(args.storage)
+        if why:
+            raise ConfigError(f"--storage {args.storage}: {why}")
+        tracking_uri = resolve_tracking_uri(args.tracking_uri)
+        check_tracking_store(tracking_uri)
+    except (ConfigError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     connect_ray(args.verbose)
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterTooSmall as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
+    tracking_uri, experiment_id = prepare_tracking(tracking_uri, sweep.experiment)
     say(f"[{plan.name}] training {plan.config.model.variant}, E = {plan.stats['E']}, {plan.config.train.steps} steps")
     result = run_training(plan, tracking_uri, experiment_id, tags={"git_commit": git_commit()},
                           storage=args.storage, verbose=args.verbose)

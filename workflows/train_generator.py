@@ -32,21 +32,24 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import ray
 import yaml
 
+from data_prep.cli import OneLineParser, unwritable
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, GenerationConfig
 from workflows.generation.driver import check_cluster_can_hold, run_generator
 from workflows.generation.errors import GenerationError
 from workflows.generation.plan import plan_generation
 from workflows.runtime.console import configure_console, say
-from workflows.tracking import dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri
+from workflows.tracking import (
+    check_tracking_store, dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri,
+)  # fmt: skip
 from workflows.training.resources import ClusterTooSmall
 
 DEFAULT_EXPERIMENT = "vitok-generation"  # where a generator without a parent run goes
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="workflows/train_generator.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = OneLineParser(prog="workflows/train_generator.py", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--latents", required=True,
                    help="latent cache (workflows/cache_latents.py's output): folder or s3://")
     which = p.add_mutually_exclusive_group(required=True)
@@ -92,12 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     try:
         config = load_config(args.config, args.name)
+        why = args.storage and unwritable(args.storage)
+        if why:
+            raise ConfigError(f"--storage {args.storage}: {why}")
+        # Runs named by id or reference are looked up in this store, so it must exist (a lookup would create it).
+        looks_up = bool(args.tokenizer_run or args.parent_run) or args.tokenizer.startswith(("runs:/", "models:/"))
+        check_tracking_store(tracking_uri, must_exist=looks_up)
         plan, tokenizer_files = plan_generation(config, args.latents, tracking_uri, tokenizer_run=args.tokenizer_run,
                                                 tokenizer=args.tokenizer, parent_run=args.parent_run,
                                                 shards=args.shards)  # fmt: skip
         connect_ray(args.verbose)
         check_cluster_can_hold(plan, ray.cluster_resources())
-    except (ConfigError, GenerationError, ClusterTooSmall) as err:
+    except (ConfigError, ValueError, GenerationError, ClusterTooSmall) as err:
         print(f"train_generator: error: {err}", file=sys.stderr)
         return 2
     experiment_id = plan.experiment_id or prepare_tracking(tracking_uri, args.experiment)[1]

@@ -109,9 +109,10 @@ def test_the_sweep_command_registers_and_moves_an_alias_without_training(registe
     printed = capsys.readouterr().out
     assert f"registry: 2 tokenizers are versions of {MODEL}" in printed  # registered once: still 2 versions
     assert f"{MODEL}@low-rfid -> version 1 (config c0, eval_rfid 40)" in printed
-    assert scale_sweep.main([*argv, "--best-by", "eval_fvd"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # not an eval metric: refused before the registry is read
+        scale_sweep.main([*argv, "--best-by", "eval_fvd"])
     err = capsys.readouterr().err.strip()
-    assert err == f"error: registered model {MODEL}: no version is tagged with the metric eval_fvd"
+    assert exit_info.value.code == 2 and "argument --best-by: invalid choice: 'eval_fvd'" in err
     assert len(client.search_runs([client.get_experiment_by_name("refs").experiment_id])) == 3  # nothing trained
 
 

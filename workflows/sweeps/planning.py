@@ -1,5 +1,6 @@
 """Planning a sweep: every config checked against its shards (or, for a dry run of a sweep whose shards are
-elsewhere, against the sweep's declared input), and the plan printed with each config's compute."""
+elsewhere, against the sweep's declared input), and the plan printed with each config's compute, its
+generation probe's included (workflows/sweeps/compute.py), and the estimated wall time."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from workflows.config import ConfigError, TrainConfig
 from workflows.reports.tables import rows_to_markdown
+from workflows.sweeps.compute import Hardware, format_duration, probe_flops, training_flops
 from workflows.sweeps.sweep_file import DEP_PREFIX, Sweep
 from workflows.training.plan import RunPlan, plan_for_input, plan_run, resolve_model_config
 
@@ -65,14 +67,8 @@ def plan_sweep(sweep: Sweep, dry_run: bool) -> list[RunPlan]:
     return plans
 
 
-def training_flops(plan: RunPlan) -> float:
-    """Estimated training FLOPs: forward + backward ≈ 3 forwards, 2 FLOPs per multiply-accumulate."""
-    t = plan.config.train
-    return 6.0 * plan.stats["gmacs"] * 1e9 * t.steps * t.global_batch_size
-
-
-def plan_rows(plans: list[RunPlan]) -> list[dict[str, Any]]:
-    return [
+def plan_rows(sweep: Sweep, plans: list[RunPlan]) -> list[dict[str, Any]]:
+    rows = [
         {
             "config": p.config.name,
             "variant": p.config.model.variant,
@@ -88,17 +84,45 @@ def plan_rows(plans: list[RunPlan]) -> list[dict[str, Any]]:
         }
         for p in plans
     ]
+    if sweep.probed:  # every row gets the column; a config without a probe costs none
+        for row, plan in zip(rows, plans):
+            probe = sweep.generation_for(plan.config)
+            row["probe_FLOPs"] = float(f"{sum(probe_flops(plan, probe)):.3g}") if probe else 0.0
+    return rows
 
 
-def format_plan(sweep: Sweep, plans: list[RunPlan]) -> str:
-    total = sum(training_flops(p) for p in plans)
+def compute_lines(sweep: Sweep, plans: list[RunPlan], hardware: Hardware | None) -> list[str]:
+    """The totals (tokenizers, then the generation probes' training and sampling) and, given the hardware,
+    the wall time they take, each with how it was counted."""
+    tokenizers = sum(training_flops(p) for p in plans)
+    probes = [probe_flops(p, sweep.generation_for(p.config)) for p in plans if sweep.generation_for(p.config)]
+    probe_train, probe_sampling = sum(t for t, _ in probes), sum(s for _, s in probes)
+    total = tokenizers + probe_train + probe_sampling
+    lines = [f"Estimated total compute: {total:.4g} FLOPs ({total / 1e15:.4g} PFLOPs)",
+             f"  tokenizer training {tokenizers:.4g} (6 x MACs x steps x global batch)"]  # fmt: skip
+    if probes:
+        lines += [f"  generation probes: DiT training {probe_train:.4g} (6 x DiT MACs x steps x global batch), "
+                  f"sampling {probe_sampling:.4g} (2 x DiT MACs x sample_steps x calls per step (heun 2, euler 1) "
+                  "x samples x 2 with guidance, counted whenever cfg_scale != 1)"]  # fmt: skip
+    if hardware is None:
+        lines.append("  (--gpu-peak TFLOPS, with --gpus and --mfu, turns this into an estimated wall time)")
+    else:
+        lines.append(f"Estimated wall time: {format_duration(hardware.seconds(total))} on {hardware.describe()}; "
+                     "not counted: evaluation, data loading, latent caching, start-up and checkpoints")  # fmt: skip
+    return lines
+
+
+def format_plan(sweep: Sweep, plans: list[RunPlan], hardware: Hardware | None = None) -> str:
     es = [p.stats["E"] for p in plans]
     text = (
         f"Sweep '{sweep.name}' ({sweep.study or 'no study'}): {len(plans)} configs, E from {min(es)} to {max(es)} "
-        f"({max(es) / min(es):.3g}x)\n{rows_to_markdown(plan_rows(plans))}"
-        f"Estimated total training compute: {total:.4g} FLOPs ({total / 1e15:.4g} PFLOPs; "
-        f"6 x MACs x steps x global batch)\n"
+        f"({max(es) / min(es):.3g}x)\n{rows_to_markdown(plan_rows(sweep, plans))}"
     )
+    unread = sorted({p.config.data.shards for p in plans if not p.train_rows})
+    if unread:  # a dry run that fell back on the sweep's `input`: say the data were not checked
+        text += (f"Shards not read (not found from here): {', '.join(unread)}; planned from the sweep's input, "
+                 "so the data are checked only when the sweep runs\n")
+    text += "\n".join(compute_lines(sweep, plans, hardware)) + "\n"
     if sweep.probed:
         g = sweep.generation_for(sweep.configs[0])
         text += (f"Generation probe after each config: {g.model} on its {g.media_type} latents, {g.steps} steps at "
