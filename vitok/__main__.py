@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"vitok: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(stats))
+    print(json.dumps(stats.to_dict()))
     return 0
 
 

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     tracking_uri, experiment_id = prepare_tracking(args.tracking_uri, sweep.experiment)
-    say(f"[{plan.name}] training {plan.config.model.variant}, E = {plan.stats['E']}, {plan.config.train.steps} steps")
+    say(f"[{plan.name}] training {plan.config.model.variant}, E = {plan.stats.E}, {plan.config.train.steps} steps")
     result = run_training(plan, tracking_uri, experiment_id, tags={"git_commit": git_commit()},
                           storage=args.storage, verbose=args.verbose)
     if result.skipped:

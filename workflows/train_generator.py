@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     experiment_id = plan.experiment_id or prepare_tracking(tracking_uri, args.experiment)[1]
     d = plan.dit_stats
-    say(f"[{plan.name}] training {plan.dit_config.name} ({d['params'] / 1e6:.2f}M params, {d['tokens']} tokens) on "
+    say(f"[{plan.name}] training {plan.dit_config.name} ({d.params / 1e6:.2f}M params, {d.tokens} tokens) on "
         f"{plan.train_rows} {config.media_type} latents of {plan.tokenizer['variant']}, {config.steps} steps, "
         f"{'class-conditional' if plan.conditional else 'unconditional'}")  # fmt: skip
     result = run_generator(plan, tokenizer_files, tracking_uri, experiment_id, tags={"git_commit": git_commit()},

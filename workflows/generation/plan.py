@@ -18,7 +18,7 @@ from data_prep import s3
 from data_prep.errors import DataPrepError
 from data_prep.reader import load_manifest
 from data_prep.storage import open_store
-from vitok.generation import DiTConfig, LatentStats, dit_stats
+from vitok.generation import DiTConfig, DiTStats, LatentStats, dit_stats
 from vitok.generation.swd import MIN_RESOLUTION
 from workflows.config import GenerationConfig
 from workflows.generation.errors import GenerationError
@@ -42,7 +42,7 @@ class GenerationPlan:
     latent_shape: tuple[int, int, int, int]  # (T', H', W', c) of one latent
     stats: LatentStats  # latent_stats.json
     dit_config: DiTConfig  # the variant, with c and the number of classes of the latents
-    dit_stats: dict[str, Any]  # vitok.generation.dit_stats on the latent grid: params, GMACs, tokens
+    dit_stats: DiTStats  # on the latent grid: params, GMACs, tokens
     train_rows: int  # train latents of config.media_type
     shards: str  # the tubelet shards whose val split holds the held-out reals
     pixels: tuple[int, int, int]  # (T, H, W) of those tubelets, which the tokenizer decodes latents back to
@@ -93,9 +93,9 @@ class GenerationPlan:
         return {
             **c.flat(),
             "generator": self.dit_config.name,
-            "dit_params": self.dit_stats["params"],
-            "dit_gmacs": self.dit_stats["gmacs"],
-            "dit_tokens": self.dit_stats["tokens"],
+            "dit_params": self.dit_stats.params,
+            "dit_gmacs": self.dit_stats.gmacs,
+            "dit_tokens": self.dit_stats.tokens,
             "E": tokens * channels,
             "L": tokens,
             "c": channels,
@@ -209,7 +209,7 @@ def _latent_stats(store) -> LatentStats:
         raise GenerationError(f"{store.uri(STATS)}: {err}") from None
 
 
-def _dit(config: GenerationConfig, shape: tuple, num_classes: int, root: str) -> tuple[DiTConfig, dict]:
+def _dit(config: GenerationConfig, shape: tuple, num_classes: int, root: str) -> tuple[DiTConfig, DiTStats]:
     try:
         dit_config = DiTConfig.from_name(config.model, channels=shape[-1], num_classes=num_classes)
         return dit_config, dit_stats(dit_config, shape[:3])

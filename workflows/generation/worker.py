@@ -117,7 +117,7 @@ def train_loop_per_worker(worker: GeneratorWorkerConfig) -> None:
             values = {"train_loss": float(loss.detach()), "lr": schedule.get_last_lr()[0],
                       "samples_per_s": window_steps * c.global_batch_size / elapsed}  # fmt: skip
             if peak_flops:  # forward + backward = 3 x forward; 2 FLOPs per multiply-accumulate
-                values["mfu"] = values["samples_per_s"] * 6e9 * plan.dit_stats["gmacs"] / (peak_flops * world)
+                values["mfu"] = values["samples_per_s"] * 6e9 * plan.dit_stats.gmacs / (peak_flops * world)
             if step > logged_through:  # steps redone after a restart were logged by the lost attempt
                 logger.metrics(values, step)
             window_start, window_steps = time.perf_counter(), 0

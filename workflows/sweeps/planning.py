@@ -68,7 +68,7 @@ def plan_sweep(sweep: Sweep, dry_run: bool) -> list[RunPlan]:
 def training_flops(plan: RunPlan) -> float:
     """Estimated training FLOPs: forward + backward ≈ 3 forwards, 2 FLOPs per multiply-accumulate."""
     t = plan.config.train
-    return 6.0 * plan.stats["gmacs"] * 1e9 * t.steps * t.global_batch_size
+    return 6.0 * plan.stats.gmacs * 1e9 * t.steps * t.global_batch_size
 
 
 def plan_rows(plans: list[RunPlan]) -> list[dict[str, Any]]:
@@ -77,11 +77,11 @@ def plan_rows(plans: list[RunPlan]) -> list[dict[str, Any]]:
             "config": p.config.name,
             "variant": p.config.model.variant,
             "input": f"{p.frames}x{p.resolution}x{p.resolution}",
-            "params_M": round(p.stats["params"] / 1e6, 3),
-            "GMACs/sample": round(p.stats["gmacs"], 4),
-            "L": p.stats["tokens"],
-            "c": p.stats["channels"],
-            "E": p.stats["E"],
+            "params_M": round(p.stats.params / 1e6, 3),
+            "GMACs/sample": round(p.stats.gmacs, 4),
+            "L": p.stats.tokens,
+            "c": p.stats.channels,
+            "E": p.stats.E,
             "steps": p.config.train.steps,
             "batch": p.config.train.global_batch_size,
             "train_FLOPs": float(f"{training_flops(p):.3g}"),
@@ -92,7 +92,7 @@ def plan_rows(plans: list[RunPlan]) -> list[dict[str, Any]]:
 
 def format_plan(sweep: Sweep, plans: list[RunPlan]) -> str:
     total = sum(training_flops(p) for p in plans)
-    es = [p.stats["E"] for p in plans]
+    es = [p.stats.E for p in plans]
     text = (
         f"Sweep '{sweep.name}' ({sweep.study or 'no study'}): {len(plans)} configs, E from {min(es)} to {max(es)} "
         f"({max(es) / min(es):.3g}x)\n{rows_to_markdown(plan_rows(plans))}"

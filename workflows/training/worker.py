@@ -156,7 +156,7 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
                 values["gan_weight"] = objective.gan_weight(step)
             values["samples_per_s"] = window_steps * t.global_batch_size / elapsed
             if peak_flops:  # forward + backward = 3 x forward; 2 FLOPs per multiply-accumulate
-                values["mfu"] = values["samples_per_s"] * 6e9 * plan.stats["gmacs"] / (peak_flops * world)
+                values["mfu"] = values["samples_per_s"] * 6e9 * plan.stats.gmacs / (peak_flops * world)
             values["data_wait_fraction"] = data_wait / elapsed
             grad_norm = engine.get_global_grad_norm()
             if grad_norm is not None:
