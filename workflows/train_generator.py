@@ -34,12 +34,12 @@ import yaml
 
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, GenerationConfig
-from workflows.generation.driver import check_cluster_can_hold, run_generator
 from workflows.generation.errors import GenerationError
 from workflows.generation.plan import plan_generation
+from workflows.generation.spec import check_workers_fit, run_generator
+from workflows.runs.room import ClusterTooSmall
 from workflows.runtime.console import configure_console, say
 from workflows.tracking import dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri
-from workflows.training.resources import ClusterTooSmall
 
 DEFAULT_EXPERIMENT = "vitok-generation"  # where a generator without a parent run goes
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 tokenizer=args.tokenizer, parent_run=args.parent_run,
                                                 shards=args.shards)  # fmt: skip
         connect_ray(args.verbose)
-        check_cluster_can_hold(plan, ray.cluster_resources())
+        check_workers_fit(config, ray.cluster_resources(), f"generator '{plan.name}'", plan.train_streams)
     except (ConfigError, GenerationError, ClusterTooSmall) as err:
         print(f"train_generator: error: {err}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import pytest
 
 from workflows.config import TrainConfig
 from workflows.tracking import MlflowClient, prepare_tracking
-from workflows.training.driver import run_training
+from workflows.training.spec import run_training
 from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mlflow.tracking import MlflowClient
 
 from workflows.config import GenerationConfig
-from workflows.generation.driver import run_generator
+from workflows.generation.spec import run_generator
 from workflows.generation.plan import plan_generation
 from workflows.latents.params import CacheOptions
 from workflows.latents.pipeline import cache_latents
