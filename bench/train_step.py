@@ -6,7 +6,7 @@ against a plain PyTorch loop at the same precision, torch.compile on and off, 1 
 Prints one JSON object with, for each configuration, samples/s and step time:
 - `plain_fp32`, `plain_bf16`: a single-process loop (same model, batch, optimiser, thread count); bf16 as
   PyTorch's autocast, the usual plain-PyTorch way to train in bf16;
-- `trainer_fp32`, `trainer_bf16`, `trainer_bf16_compile`: the real trainer (`workflows.training.driver.
+- `trainer_fp32`, `trainer_bf16`, `trainer_bf16_compile`: the real trainer (`workflows.training.spec.
   run_training`, ZeRO-2, 1 worker) in each precision, from the samples/s it logged to MLflow (warm-up window
   dropped), with its data-wait fraction; `trainer_bf16_2_workers`: the same with 2 workers;
 - `trainer_fp32_zero0`, `trainer_bf16_zero0`: the trainer with `train.zero_stage: 0` (1 worker: ZeRO has
@@ -47,7 +47,7 @@ from workflows.config import TrainConfig  # noqa: E402
 from workflows.training.evaluation import pixels_to_model_input  # noqa: E402
 from workflows.training.optim import build_optimizer  # noqa: E402
 from workflows.tracking import MlflowClient, prepare_tracking  # noqa: E402
-from workflows.training.driver import run_training  # noqa: E402
+from workflows.training.spec import run_training  # noqa: E402
 from workflows.training.plan import plan_run  # noqa: E402
 
 

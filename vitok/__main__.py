@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _info(args: argparse.Namespace) -> None:
     config = ViTokConfig.from_name(args.name, channels=args.channels)
-    print(json.dumps(model_stats(config, args.frames, args.resolution, args.resolution)))
+    print(json.dumps(model_stats(config, args.frames, args.resolution, args.resolution).to_dict()))
 
 
 def _media(args: argparse.Namespace) -> None:

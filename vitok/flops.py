@@ -22,7 +22,7 @@ the 0.91 GMACs in between is the whole difference.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -51,25 +51,48 @@ def _numel(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def model_stats(config: ViTokConfig, frames: int = 1, height: int = 256, width: int = 256) -> dict[str, Any]:
-    """Size, compute and compression of `config` on inputs of frames x height x width (JSON-ready)."""
+@dataclass(frozen=True)
+class ModelStats:
+    """Size, compute and compression of a ViTok configuration on one input shape."""
+
+    name: str
+    params: int
+    encoder_params: int
+    decoder_params: int
+    gmacs: float  # one forward pass of one sample, x 1e-9 (the paper's "GFLOPs")
+    encoder_gmacs: float
+    decoder_gmacs: float
+    tokens: int  # L
+    channels: int  # c
+    E: int  # L * c, the latent's size
+    input: tuple[int, int, int]  # (frames, height, width)
+    patch: int  # p
+    tubelet: int  # q
+
+    def to_dict(self) -> dict:
+        """JSON-ready, the input as a list."""
+        return {**asdict(self), "input": list(self.input)}
+
+
+def model_stats(config: ViTokConfig, frames: int = 1, height: int = 256, width: int = 256) -> ModelStats:
+    """Size, compute and compression of `config` on inputs of frames x height x width."""
     t, h, w = token_grid(config, frames, height, width)  # raises ValueError if the input does not tile
     tokens = t * h * w
     with torch.device("meta"):
         model = ViTok(config)
     encoder_macs, decoder_macs = forward_macs(config, tokens)
-    return {
-        "name": config.name or "custom",
-        "params": _numel(model),
-        "encoder_params": _numel(model.encoder),
-        "decoder_params": _numel(model.decoder),
-        "gmacs": round((encoder_macs + decoder_macs) * 1e-9, 4),
-        "encoder_gmacs": round(encoder_macs * 1e-9, 4),
-        "decoder_gmacs": round(decoder_macs * 1e-9, 4),
-        "tokens": tokens,
-        "channels": config.channels,
-        "E": tokens * config.channels,
-        "input": [frames, height, width],
-        "patch": config.patch_size,
-        "tubelet": config.tubelet_size,
-    }
+    return ModelStats(
+        name=config.name or "custom",
+        params=_numel(model),
+        encoder_params=_numel(model.encoder),
+        decoder_params=_numel(model.decoder),
+        gmacs=round((encoder_macs + decoder_macs) * 1e-9, 4),
+        encoder_gmacs=round(encoder_macs * 1e-9, 4),
+        decoder_gmacs=round(decoder_macs * 1e-9, 4),
+        tokens=tokens,
+        channels=config.channels,
+        E=tokens * config.channels,
+        input=(frames, height, width),
+        patch=config.patch_size,
+        tubelet=config.tubelet_size,
+    )

@@ -40,9 +40,10 @@ import ray
 from data_prep.cli import OneLineParser, unwritable
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, absolute_location
-from workflows.generation.driver import check_workers_fit
+from workflows.generation.spec import check_workers_fit
 from workflows.reports.publish import publish_results
 from workflows.reports.tables import rows_to_markdown
+from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
 from workflows.runtime.console import configure_console, say
 from workflows.runtime.paths import SWEEP_LATENTS
 from workflows.sweeps.compute import Hardware
@@ -56,8 +57,7 @@ from workflows.tracking import (
     open_parent, prepare_tracking, register_exports, registered_model_name, resolve_tracking_uri,
     run_artifact_uri, set_alias_to_best, start_system_metrics, sweep_exports,
 )
-from workflows.training.driver import run_training
-from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
+from workflows.training.spec import TokenizerSpec, run_training
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "e_sweep_tiny.yaml"
 # The eval metrics every training run logs or may log, which --best-by can rank the registered versions by.
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # every config must fit the cluster on its own, or none starts
         cluster = ray.cluster_resources()
         for plan in plans:
-            check_cluster_can_hold(plan, cluster)
+            check_cluster_can_hold(TokenizerSpec(plan), cluster)
             probe = sweep.generation_for(plan.config)
             if probe is not None:
                 check_workers_fit(probe, cluster, f"the generation probe of '{plan.config.name}'")

@@ -24,14 +24,14 @@ import ray
 from data_prep.cli import OneLineParser, unwritable
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, absolute_location
+from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
 from workflows.runtime.console import configure_console, say
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
     check_tracking_store, dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri,
 )  # fmt: skip
-from workflows.training.driver import run_training
 from workflows.training.plan import plan_run
-from workflows.training.resources import ClusterTooSmall, check_cluster_can_hold
+from workflows.training.spec import TokenizerSpec, run_training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     connect_ray(args.verbose)
     try:
-        check_cluster_can_hold(plan, ray.cluster_resources())
+        check_cluster_can_hold(TokenizerSpec(plan), ray.cluster_resources())
     except ClusterTooSmall as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     tracking_uri, experiment_id = prepare_tracking(tracking_uri, sweep.experiment)
-    say(f"[{plan.name}] training {plan.config.model.variant}, E = {plan.stats['E']}, {plan.config.train.steps} steps")
+    say(f"[{plan.name}] training {plan.config.model.variant}, E = {plan.stats.E}, {plan.config.train.steps} steps")
     result = run_training(plan, tracking_uri, experiment_id, tags={"git_commit": git_commit()},
                           storage=args.storage, verbose=args.verbose)
     if result.skipped:

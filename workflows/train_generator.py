@@ -35,14 +35,14 @@ import yaml
 from data_prep.cli import OneLineParser, unwritable
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, GenerationConfig
-from workflows.generation.driver import check_cluster_can_hold, run_generator
 from workflows.generation.errors import GenerationError
 from workflows.generation.plan import plan_generation
+from workflows.generation.spec import check_workers_fit, run_generator
+from workflows.runs.room import ClusterTooSmall
 from workflows.runtime.console import configure_console, say
 from workflows.tracking import (
     check_tracking_store, dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri,
 )  # fmt: skip
-from workflows.training.resources import ClusterTooSmall
 
 DEFAULT_EXPERIMENT = "vitok-generation"  # where a generator without a parent run goes
 
@@ -105,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                                                 tokenizer=args.tokenizer, parent_run=args.parent_run,
                                                 shards=args.shards)  # fmt: skip
         connect_ray(args.verbose)
-        check_cluster_can_hold(plan, ray.cluster_resources())
+        check_workers_fit(config, ray.cluster_resources(), f"generator '{plan.name}'", plan.train_streams)
     except (ConfigError, ValueError, GenerationError, ClusterTooSmall) as err:
         print(f"train_generator: error: {err}", file=sys.stderr)
         return 2
     experiment_id = plan.experiment_id or prepare_tracking(tracking_uri, args.experiment)[1]
     d = plan.dit_stats
-    say(f"[{plan.name}] training {plan.dit_config.name} ({d['params'] / 1e6:.2f}M params, {d['tokens']} tokens) on "
+    say(f"[{plan.name}] training {plan.dit_config.name} ({d.params / 1e6:.2f}M params, {d.tokens} tokens) on "
         f"{plan.train_rows} {config.media_type} latents of {plan.tokenizer['variant']}, {config.steps} steps, "
         f"{'class-conditional' if plan.conditional else 'unconditional'}")  # fmt: skip
     result = run_generator(plan, tokenizer_files, tracking_uri, experiment_id, tags={"git_commit": git_commit()},

@@ -16,7 +16,7 @@ from tests.helpers import kill_a_worker_after_checkpoint
 from workflows.config import TrainConfig
 from workflows.training.evaluation import pixels_to_model_input
 from workflows.tracking import MlflowClient, prepare_tracking
-from workflows.training.driver import run_training
+from workflows.training.spec import run_training
 from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration

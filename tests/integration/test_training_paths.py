@@ -10,7 +10,7 @@ import pytest
 
 from workflows.config import TrainConfig
 from workflows.tracking import MlflowClient, prepare_tracking
-from workflows.training.driver import run_training
+from workflows.training.spec import run_training
 from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ def test_video_tubelets_with_grad_accum_in_bf16(sample_shards, local_ray, tmp_pa
         }
     )
     plan = plan_run(config)
-    assert (plan.frames, plan.stats["tubelet"]) == (4, 2) and config.train.precision == "bf16"
+    assert (plan.frames, plan.stats.tubelet) == (4, 2) and config.train.precision == "bf16"
     uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "paths-test")
     result = run_training(plan, uri, experiment_id, storage=str(tmp_path / "ray"))
     client = MlflowClient(uri)

@@ -13,7 +13,7 @@ import torch
 from tests.helpers import run_cli
 from workflows.config import TrainConfig
 from workflows.tracking import MlflowClient, prepare_tracking
-from workflows.training.driver import run_training
+from workflows.training.spec import run_training
 from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_one_worker_at_zero0_trains_in_bf16_and_exports_the_fp32_masters(fixed_b
     beside the bf16 module, and the raw export (beside the EMA one) holds those masters, not the bf16 copies:
     its weights carry mantissa bits that bf16 cannot hold."""
     from vitok.checkpoint import load_checkpoint
-    from workflows.training.checkpoints import RAW_EXPORT_DIR
+    from workflows.training.worker import RAW_EXPORT_DIR
 
     config = TrainConfig.from_dict(
         {

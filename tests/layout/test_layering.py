@@ -1,9 +1,10 @@
-"""The layering rules of DESIGN.md §2, read off the source with `ast` (no imports run):
+"""The layering rules, read off the source with `ast` (no imports run):
 
 - vitok/ is pure PyTorch: no ray, mlflow, deepspeed or boto3;
 - data_prep/ never imports workflows/;
 - the workflows/ root holds only the entry scripts, `__init__.py` and the shared config and tracking modules;
-- no workflows subpackage imports an entry script, and a training run (workflows/training/) imports no sweep code.
+- no workflows subpackage imports an entry script, and a training run (workflows/training/) imports no sweep code;
+- the run engine (workflows/runs/) imports no sweep or report code, nor any kind of run that it drives.
 """
 
 from __future__ import annotations
@@ -55,9 +56,14 @@ def test_workflows_root_holds_entry_scripts_and_shared_modules_only():
 
 def test_no_subpackage_imports_an_entry_script():
     entries = {f"workflows.{name}" for name in ENTRY_SCRIPTS}
-    for package in ("training", "sweeps", "reports", "runtime", "latents", "generation"):
+    for package in ("training", "sweeps", "reports", "runtime", "latents", "generation", "runs"):
         assert offenders(f"workflows/{package}", lambda n: n in entries or n.rsplit(".", 1)[0] in entries) == []
 
 
 def test_a_training_run_imports_no_sweep_code():
     assert offenders("workflows/training", lambda n: n.startswith(("workflows.sweeps", "workflows.reports"))) == []
+
+
+def test_the_run_engine_imports_no_sweep_report_or_kind_of_run():
+    kinds = ("workflows.sweeps", "workflows.reports", "workflows.training", "workflows.generation")
+    assert offenders("workflows/runs", lambda n: n.startswith(kinds)) == []

@@ -28,9 +28,9 @@ def with_random_zero_layers(model: DiT, seed: int = 0) -> DiT:
 def test_paper_sizes_match_dit(size, params_m, gflops):
     config = DiTConfig.from_name(f"DiT-{size}/2", channels=4, num_classes=1000)
     stats = dit_stats(config, (1, 32, 32))
-    assert stats["tokens"] == 256
-    assert abs(stats["params"] / 1e6 - params_m) / params_m < 0.01, stats
-    assert abs(stats["gmacs"] - gflops) / gflops < 0.002, stats
+    assert stats.tokens == 256
+    assert abs(stats.params / 1e6 - params_m) / params_m < 0.01, stats
+    assert abs(stats.gmacs - gflops) / gflops < 0.002, stats
 
 
 def test_names_parse_and_reject():

@@ -28,25 +28,25 @@ PAPER = [
 @pytest.mark.parametrize("name,frames,res,params_m,gmacs,tokens,E,tol", PAPER)
 def test_paper_counts(name, frames, res, params_m, gmacs, tokens, E, tol):
     stats = model_stats(ViTokConfig.from_name(name), frames, res, res)
-    assert stats["tokens"] == tokens and stats["E"] == E and stats["channels"] == 16
-    assert stats["input"] == [frames, res, res]
-    assert stats["gmacs"] == pytest.approx(gmacs, rel=tol)
+    assert stats.tokens == tokens and stats.E == E and stats.channels == 16
+    assert stats.input == (frames, res, res)
+    assert stats.gmacs == pytest.approx(gmacs, rel=tol)
     if params_m is not None:
-        assert stats["params"] / 1e6 == pytest.approx(params_m, rel=0.01)
-    assert stats["params"] == stats["encoder_params"] + stats["decoder_params"]
+        assert stats.params / 1e6 == pytest.approx(params_m, rel=0.01)
+    assert stats.params == stats.encoder_params + stats.decoder_params
 
 
 @pytest.mark.parametrize("size,params_m,gmacs", [("S", 43.3, 11.6), ("B", 85.8, 23.1), ("L", 383.7, 101.8)])
 def test_encoder_and_decoder_sizes(size, params_m, gmacs):
     stats = model_stats(ViTokConfig.from_name(f"{size}-{size}/16"), 1, 256, 256)
     for side in ("encoder", "decoder"):
-        assert stats[f"{side}_params"] / 1e6 == pytest.approx(params_m, rel=0.01)
-        assert stats[f"{side}_gmacs"] == pytest.approx(gmacs, rel=0.02)
+        assert getattr(stats, f"{side}_params") / 1e6 == pytest.approx(params_m, rel=0.01)
+        assert getattr(stats, f"{side}_gmacs") == pytest.approx(gmacs, rel=0.02)
 
 
 def test_video_tokens_patch_and_tubelet():
     stats = model_stats(ViTokConfig.from_name("B-L/4x16"), 16, 256, 256)
-    assert (stats["patch"], stats["tubelet"], stats["tokens"]) == (16, 4, 4 * 16 * 16)
+    assert (stats.patch, stats.tubelet, stats.tokens) == (16, 4, 4 * 16 * 16)
 
 
 def test_cli_info_prints_json():

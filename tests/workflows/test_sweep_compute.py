@@ -30,9 +30,9 @@ def test_probe_flops_count_the_dit_training_and_sampling(planned):
     sweep, plans = planned
     for plan in plans:
         probe = sweep.generation_for(plan.config)
-        p = plan.stats["patch"]
+        p = plan.stats.patch
         grid = (plan.frames, plan.resolution // p, plan.resolution // p)
-        macs = dit_stats(DiTConfig.from_name(probe.model, channels=plan.stats["channels"]), grid)["gmacs"] * 1e9
+        macs = dit_stats(DiTConfig.from_name(probe.model, channels=plan.stats.channels), grid).gmacs * 1e9
         train, sampling = probe_flops(plan, probe)
         assert train == pytest.approx(3 * 2 * macs * probe.steps * probe.global_batch_size)
         calls = probe.sample_steps * (2 if probe.sampler == "heun" else 1)

@@ -164,7 +164,7 @@ def test_tiny_e_sweep_has_equal_e_pairs_across_patch_sizes():
     plans = tiny_plans("e_sweep_tiny")
     es_by_patch = {}
     for plan in plans:
-        es_by_patch.setdefault(plan.stats["patch"], set()).add(plan.stats["E"])
+        es_by_patch.setdefault(plan.stats.patch, set()).add(plan.stats.E)
     # five values of E per patch size: R² of a line through three points has one degree of freedom
     assert len(es_by_patch) >= 2 and all(len(es) >= 5 for es in es_by_patch.values())
     assert len({frozenset(es) for es in es_by_patch.values()}) == 1  # every E is reached by every p
@@ -177,10 +177,10 @@ def test_tiny_e_sweep_has_equal_e_pairs_across_patch_sizes():
 def test_tiny_size_studies_vary_one_side_with_seed_replicates(stem, side):
     plans = tiny_plans(stem)
     other = "decoder" if side == "encoder" else "encoder"
-    assert len({p.stats[f"{other}_params"] for p in plans}) == 1 and len({p.stats["E"] for p in plans}) == 1
+    assert len({getattr(p.stats, f"{other}_params") for p in plans}) == 1 and len({p.stats.E for p in plans}) == 1
     sizes = {}
     for plan in plans:
-        sizes.setdefault(plan.stats[f"{side}_params"], set()).add(plan.config.train.seed)
+        sizes.setdefault(getattr(plan.stats, f"{side}_params"), set()).add(plan.config.train.seed)
     assert len(sizes) >= 3 and all(len(seeds) >= 2 for seeds in sizes.values())
     assert max(sizes) / min(sizes) >= 8  # a span like the paper's S -> L
 
@@ -190,10 +190,10 @@ def test_tiny_video_sweep_reaches_each_e_with_every_tubelet_and_has_image_runs()
     video = [p for p in plans if p.config.data.media_type == "video"]
     es_by_q = {}
     for plan in video:
-        es_by_q.setdefault(plan.stats["tubelet"], set()).add(plan.stats["E"])
+        es_by_q.setdefault(plan.stats.tubelet, set()).add(plan.stats.E)
     assert set(es_by_q) == {1, 2, 4} and all(len(es) >= 3 for es in es_by_q.values())
     assert len({frozenset(es) for es in es_by_q.values()}) == 1
-    assert len({p.stats["E"] for p in plans if p.config.data.media_type == "image"}) >= 3
+    assert len({p.stats.E for p in plans if p.config.data.media_type == "image"}) >= 3
 
 
 def test_seeds_expand_every_config_into_named_replicates():

@@ -16,7 +16,7 @@ The label lookup, norms, softmax, RoPE, the position embedding and biases are ig
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
@@ -33,18 +33,31 @@ def dit_forward_macs(config: DiTConfig, tokens: int) -> int:
     return embed + blocks + final
 
 
-def dit_stats(config: DiTConfig, latent_grid: tuple[int, int, int]) -> dict[str, Any]:
-    """Size and compute of `config` on latents of grid (T', H', W'), JSON-ready."""
+@dataclass(frozen=True)
+class DiTStats:
+    """Size and compute of a DiT configuration on one latent grid."""
+
+    name: str
+    params: int
+    gmacs: float  # one forward pass of one sample, x 1e-9
+    tokens: int
+    latent_grid: tuple[int, int, int]  # (T', H', W')
+    channels: int
+    num_classes: int
+
+
+def dit_stats(config: DiTConfig, latent_grid: tuple[int, int, int]) -> DiTStats:
+    """Size and compute of `config` on latents of grid (T', H', W')."""
     grid = config.token_grid(*latent_grid)  # raises ValueError if the patch does not tile the grid
     tokens = grid[0] * grid[1] * grid[2]
     with torch.device("meta"):
         model = DiT(config)
-    return {
-        "name": config.name or "custom",
-        "params": sum(p.numel() for p in model.parameters()),
-        "gmacs": round(dit_forward_macs(config, tokens) * 1e-9, 4),
-        "tokens": tokens,
-        "latent_grid": list(latent_grid),
-        "channels": config.channels,
-        "num_classes": config.num_classes,
-    }
+    return DiTStats(
+        name=config.name or "custom",
+        params=sum(p.numel() for p in model.parameters()),
+        gmacs=round(dit_forward_macs(config, tokens) * 1e-9, 4),
+        tokens=tokens,
+        latent_grid=tuple(latent_grid),
+        channels=config.channels,
+        num_classes=config.num_classes,
+    )

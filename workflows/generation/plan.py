@@ -18,7 +18,7 @@ from data_prep import s3
 from data_prep.errors import DataPrepError
 from data_prep.reader import load_manifest
 from data_prep.storage import open_store
-from vitok.generation import DiTConfig, LatentStats, dit_stats
+from vitok.generation import DiTConfig, DiTStats, LatentStats, dit_stats
 from vitok.generation.swd import MIN_RESOLUTION
 from workflows.config import GenerationConfig
 from workflows.generation.errors import GenerationError
@@ -26,6 +26,7 @@ from workflows.latents.errors import LatentsError
 from workflows.latents.manifest import MANIFEST, STATS
 from workflows.latents.tokenizer import Tokenizer, load_tokenizer
 from workflows.tracking import MlflowClient, run_by_id
+from workflows.training.plan import RunPlan
 
 # Params of the tokenizer's own run copied onto the generator run (as `tokenizer.<key>`), so that one run's
 # params answer "which tokenizer, how big, trained how long" beside the generator's own.
@@ -42,7 +43,7 @@ class GenerationPlan:
     latent_shape: tuple[int, int, int, int]  # (T', H', W', c) of one latent
     stats: LatentStats  # latent_stats.json
     dit_config: DiTConfig  # the variant, with c and the number of classes of the latents
-    dit_stats: dict[str, Any]  # vitok.generation.dit_stats on the latent grid: params, GMACs, tokens
+    dit_stats: DiTStats  # on the latent grid: params, GMACs, tokens
     train_rows: int  # train latents of config.media_type
     shards: str  # the tubelet shards whose val split holds the held-out reals
     pixels: tuple[int, int, int]  # (T, H, W) of those tubelets, which the tokenizer decodes latents back to
@@ -93,9 +94,9 @@ class GenerationPlan:
         return {
             **c.flat(),
             "generator": self.dit_config.name,
-            "dit_params": self.dit_stats["params"],
-            "dit_gmacs": self.dit_stats["gmacs"],
-            "dit_tokens": self.dit_stats["tokens"],
+            "dit_params": self.dit_stats.params,
+            "dit_gmacs": self.dit_stats.gmacs,
+            "dit_tokens": self.dit_stats.tokens,
             "E": tokens * channels,
             "L": tokens,
             "c": channels,
@@ -129,6 +130,7 @@ def plan_generation(
     tokenizer: str | None = None,
     parent_run: str | None = None,
     shards: str | None = None,
+    tokenizer_plan: RunPlan | None = None,
 ) -> tuple[GenerationPlan, dict[str, bytes]]:
     """(the plan, the tokenizer's files) for training `config` on the latent cache at `latents`.
 
@@ -136,7 +138,9 @@ def plan_generation(
     parent) or by a reference as workflows/cache_latents.py takes one (`tokenizer`: folder, s3://, runs:/,
     models:/), with `parent_run` as the parent (None: a top-level run). Either way it must be the tokenizer
     whose weights made the latents. `shards` (default: the tubelet shards the cache was made from) supplies
-    the held-out reals. Raises GenerationError, one line, for anything that would fail later.
+    the held-out reals. `tokenizer_plan`, the plan the tokenizer run was trained from (a sweep's probe has it),
+    supplies the tokenizer's name and numbers; without it they are read back from its run's params.
+    Raises GenerationError, one line, for anything that would fail later.
     """
     if bool(tokenizer_run) == bool(tokenizer):
         raise GenerationError("name the tokenizer once: by its MLflow run (tokenizer run id) or by a reference")
@@ -160,7 +164,8 @@ def plan_generation(
     num_classes = len(manifest["labels"]["names"]) if "labels" in manifest else 0
     dit_config, size = _dit(config, shape, num_classes, store.root)
 
-    tok, parent_run_id, run_info = _tokenizer(client, tracking_uri, tokenizer_run, tokenizer, parent_run)
+    tok, parent_run_id, run_info = _tokenizer(client, tracking_uri, tokenizer_run, tokenizer, parent_run,
+                                                tokenizer_plan)
     made_by = manifest["tokenizer"]
     if tok.weights_sha256 != made_by["weights_sha256"]:
         raise GenerationError(f"tokenizer {tok.reference}: not the tokenizer that made the latents in {store.root} "
@@ -209,7 +214,7 @@ def _latent_stats(store) -> LatentStats:
         raise GenerationError(f"{store.uri(STATS)}: {err}") from None
 
 
-def _dit(config: GenerationConfig, shape: tuple, num_classes: int, root: str) -> tuple[DiTConfig, dict]:
+def _dit(config: GenerationConfig, shape: tuple, num_classes: int, root: str) -> tuple[DiTConfig, DiTStats]:
     try:
         dit_config = DiTConfig.from_name(config.model, channels=shape[-1], num_classes=num_classes)
         return dit_config, dit_stats(dit_config, shape[:3])
@@ -226,7 +231,7 @@ def _run(client: MlflowClient, run_id: str, role: str):
 
 
 def _tokenizer(client: MlflowClient, tracking_uri: str, tokenizer_run: str | None, reference: str | None,
-               parent_run: str | None) -> tuple[Tokenizer, str | None, dict[str, Any]]:  # fmt: skip
+               parent_run: str | None, plan: RunPlan | None) -> tuple[Tokenizer, str | None, dict[str, Any]]:  # fmt: skip
     """(the tokenizer, the parent run id, what its own run says: run_id, name, params; {} without a run)."""
     if tokenizer_run:
         _run(client, tokenizer_run, "tokenizer run")
@@ -239,6 +244,10 @@ def _tokenizer(client: MlflowClient, tracking_uri: str, tokenizer_run: str | Non
     run_id = tokenizer_run or tok.registry.get("run_id")
     if not run_id:
         return tok, parent_run, {}
+    if plan is not None:
+        params = plan.params()
+        return tok, parent_run, {"run_id": run_id, "name": plan.name,
+                                 "params": {k: params[k] for k in TOKENIZER_RUN_PARAMS}}  # fmt: skip
     run = _run(client, run_id, "tokenizer run")
     params = {k: run.data.params[k] for k in TOKENIZER_RUN_PARAMS if k in run.data.params}
     return tok, parent_run, {"run_id": run_id, "name": run.info.run_name, "params": params}

@@ -1,6 +1,6 @@
-"""The function every Ray Train worker of a generator run runs: DDP over a DiT trained with flow matching on
-normalised latents, checkpoints a restarted worker group resumes from exactly, then the N samples (each rank its
-share), their metrics, the samples grid and the export. Rank 0 alone talks to MLflow.
+"""A generator run on one Ray Train worker (the engine's `RunState`): DDP over a DiT trained with flow matching
+on normalised latents, its part of each checkpoint, then the export and the N samples (each rank its share),
+their metrics and the samples grid. The engine (workflows/runs/worker.py) drives it; rank 0 alone talks to MLflow.
 
 DDP rather than DeepSpeed: a DiT up to XL (675M parameters, about 11 GB with fp32 AdamW state) fits one GPU,
 so ZeRO's sharding buys nothing, while DDP's checkpoints are plain state dicts that load at any world size
@@ -13,11 +13,9 @@ sampling, the tokenizer's decoder) run under bf16 autocast, on CPU and GPU alike
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import ray
 import ray.train
@@ -26,34 +24,20 @@ import torch
 
 from vitok.checkpoint import save_checkpoint
 from vitok.generation import DiT, flow_matching_loss
-from workflows.generation.checkpoints import restore_latest, save_and_report
 from workflows.generation.ema import WeightAverage
 from workflows.generation.grid import samples_grid
-from workflows.generation.ingest import latent_batches
+from workflows.generation.ingest import LABEL
 from workflows.generation.metrics import generation_metrics
 from workflows.generation.plan import GenerationPlan
 from workflows.generation.sampling import gather_on_rank0, generate, precision_context, share
 from workflows.latents.encode import load_model
 from workflows.latents.manifest import STATS
-from workflows.runtime.console import configure_console
-from workflows.tracking import RunLogger, start_system_metrics
-from workflows.training.hardware import gpu_peak_flops
-from workflows.training.rng import seed_rank
+from workflows.latents.schema import LATENT
+from workflows.runs.rng import rank_seed
+from workflows.runs.spec import RunState, SaveFinal, WorkerContext
 
 SAMPLING_FILE = "generation.json"  # in the export, beside the DiT: how its samples are turned into pixels
-
-
-@dataclass(frozen=True)
-class GeneratorWorkerConfig:
-    """What every worker is handed: the plan, the tokenizer's files (an object-store reference in a dict, so
-    Ray passes it through rather than resolving it), the train classes, and where to log."""
-
-    plan: GenerationPlan
-    tokenizer: dict[str, Any]  # {"files": ObjectRef of {file name: bytes}}
-    classes: tuple[int, ...]  # the classes the train latents hold (sampling cycles through them); () unconditional
-    tracking_uri: str
-    run_id: str
-    verbose: bool = False
+STATE_FILE = "generator_state.pt"  # rank 0's part of a checkpoint: the DiT, the optimiser, the schedule, the EMA
 
 
 def warmup_constant(step: int, warmup_steps: int) -> float:
@@ -70,93 +54,94 @@ def sampling_description(plan: GenerationPlan, classes: tuple[int, ...], weights
             "cfg_scale": plan.cfg_applied, "weights": weights}  # fmt: skip
 
 
-def train_loop_per_worker(worker: GeneratorWorkerConfig) -> None:
-    plan, c = worker.plan, worker.plan.config
-    configure_console(worker.verbose)
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(c.threads_per_worker or max(1, (os.cpu_count() or 1) // world))
-    device = ray.train.torch.get_device() if c.use_gpu else torch.device("cpu")
+class GeneratorState(RunState):
+    """One rank's generator training: the DiT (under DDP when there are several workers), AdamW with warm-up,
+    the EMA of the weights, and the stream of flow times, noise and label dropout."""
 
-    torch.manual_seed(c.seed)  # the same initial weights on every rank
-    dit = DiT(plan.dit_config).to(device)
-    optimizer = torch.optim.AdamW(dit.parameters(), lr=c.lr, betas=(0.9, 0.999), weight_decay=c.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_constant(step, c.warmup_steps))
-    ema = WeightAverage(dit, c.ema_decay) if c.ema_decay else None
-    seed_rank(c.seed, rank)  # torch, numpy and python streams of this rank
-    noise = torch.Generator(device).manual_seed(c.seed * 1000 + rank)  # flow times, noise and label dropout
-    start_step = restore_latest(dit, optimizer, schedule, ema, rank, noise)
-    model = ray.train.torch.prepare_model(dit, move_to_device=False)  # DDP when world > 1
+    def __init__(self, plan: GenerationPlan, tokenizer: dict[str, Any], classes: tuple[int, ...],
+                 context: WorkerContext):  # fmt: skip
+        self.plan, self.tokenizer, self.classes = plan, tokenizer, classes
+        self.rank, self.world, self.logger = context.rank, context.world, context.logger
+        c = plan.config
+        self.device = ray.train.torch.get_device() if c.use_gpu else torch.device("cpu")
+        self.dit = DiT(plan.dit_config).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.dit.parameters(), lr=c.lr, betas=(0.9, 0.999),
+                                           weight_decay=c.weight_decay)  # fmt: skip
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                          lambda step: warmup_constant(step, c.warmup_steps))
+        self.ema = WeightAverage(self.dit, c.ema_decay) if c.ema_decay else None
+        self.stream = torch.Generator(self.device).manual_seed(rank_seed(c.seed, self.rank))
+        # DDP when world > 1. A checkpoint loaded later copies into these same parameters.
+        self.model = ray.train.torch.prepare_model(self.dit, move_to_device=False)
 
-    logger = RunLogger(worker.tracking_uri, worker.run_id) if rank == 0 else None
-    logged_through = logger.last_step("train_loss") if logger else 0
-    monitor = start_system_metrics(worker.tracking_uri, worker.run_id, interval_s=5) if logger else None
-    if logger is not None:
-        logger.tags({"resumed_from_step": str(start_step)})  # 0: a fresh start
-    peak_flops = gpu_peak_flops(device)
-    stats, null_class = plan.stats, plan.dit_config.null_class
-
-    batches = latent_batches(ray.train.get_dataset_shard("train"), c.micro_batch_size, c.shuffle_buffer,
-                             seed=c.seed * 1000 + rank, skip=start_step)  # fmt: skip
-    window_start, window_steps = time.perf_counter(), 0
-    for step in range(start_step + 1, c.steps + 1):
-        latents, labels = next(batches)
-        x0 = stats.normalize(latents.to(device), c.normalization)
-        labels = labels.to(device) if labels is not None else None
-        with precision_context(device, c.precision):
-            loss = flow_matching_loss(model, x0, labels, null_class, c.class_dropout, generator=noise)
-        optimizer.zero_grad(set_to_none=True)
+    def step(self, step: int, batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        c, batch = self.plan.config, next(batches)
+        x0 = self.plan.stats.normalize(batch[LATENT].to(self.device), c.normalization)
+        labels = batch[LABEL].to(self.device) if LABEL in batch else None
+        with precision_context(self.device, c.precision):
+            loss = flow_matching_loss(self.model, x0, labels, self.plan.dit_config.null_class, c.class_dropout,
+                                      generator=self.stream)  # fmt: skip
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        schedule.step()
-        if ema is not None:
-            ema.update(dit)
-        window_steps += 1
-        if logger is not None and (step % c.log_every == 0 or step == c.steps):
-            elapsed = time.perf_counter() - window_start
-            values = {"train_loss": float(loss.detach()), "lr": schedule.get_last_lr()[0],
-                      "samples_per_s": window_steps * c.global_batch_size / elapsed}  # fmt: skip
-            if peak_flops:  # forward + backward = 3 x forward; 2 FLOPs per multiply-accumulate
-                values["mfu"] = values["samples_per_s"] * 6e9 * plan.dit_stats["gmacs"] / (peak_flops * world)
-            if step > logged_through:  # steps redone after a restart were logged by the lost attempt
-                logger.metrics(values, step)
-            window_start, window_steps = time.perf_counter(), 0
-        if c.checkpoint_every and step % c.checkpoint_every == 0 and step < c.steps:
-            save_and_report(dit, optimizer, schedule, ema, step, rank, noise)
+        self.optimizer.step()
+        self.schedule.step()
+        if self.ema is not None:
+            self.ema.update(self.dit)
+        return {"loss": loss.detach()}
 
-    # The weights that are sampled and exported: the EMA when there is one, else the trained weights.
-    final = ema.state if ema is not None else dit.state_dict()
-    which = "ema" if ema is not None else "raw"
-    if start_step < c.steps:  # a run resumed from its final checkpoint has already saved and exported it
+    def step_metrics(self, step: int) -> dict[str, float]:
+        return {"lr": self.schedule.get_last_lr()[0]}
 
-        def export(folder: Path) -> None:
-            save_checkpoint(folder, plan.dit_config.to_dict(), final)
-            plan.stats.save(folder / STATS)
-            (folder / SAMPLING_FILE).write_text(json.dumps(sampling_description(plan, worker.classes, which),
-                                                           indent=1) + "\n")  # fmt: skip
-            logger.folder(folder, "model")
+    def save(self, folder: Path, rank: int) -> None:
+        """Rank 0 alone: under DDP every rank holds the same state. Loads at any number of workers."""
+        if rank == 0:
+            torch.save({"model": self.dit.state_dict(), "optimizer": self.optimizer.state_dict(),
+                        "schedule": self.schedule.state_dict(), "ema": self.ema.state if self.ema is not None else None},
+                       folder / STATE_FILE)  # fmt: skip
 
-        save_and_report(dit, optimizer, schedule, ema, c.steps, rank, noise, export)
+    def load(self, folder: Path, rank: int) -> None:
+        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+        self.dit.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.ema is not None:
+            device = next(iter(self.ema.state.values())).device
+            self.ema.state = {k: v.to(device) for k, v in state["ema"].items()}
 
-    sampler = DiT(plan.dit_config).to(device)
-    sampler.load_state_dict(final)
-    sampler.eval()
-    tokenizer = load_model(ray.get(worker.tokenizer["files"]), device)
-    start = time.perf_counter()
-    mine = generate(sampler, tokenizer, stats, share(plan.samples, rank, world), worker.classes, plan.latent_shape,
-                    normalization=c.normalization, method=c.sampler, steps=c.sample_steps, cfg_scale=plan.cfg_applied,
-                    seed=c.seed, batch_size=c.micro_batch_size, precision=c.precision, device=device)  # fmt: skip
-    samples = gather_on_rank0(mine, rank, world)
-    if logger is None:
-        return
-    sample_seconds = time.perf_counter() - start
-    reals = (b["pixels"] for b in ray.train.get_dataset_shard("reference").iter_torch_batches(
-        batch_size=c.micro_batch_size))  # fmt: skip
-    results = generation_metrics(samples, reals, plan.feature_networks, c.seed, c.micro_batch_size, device)
-    results["sample_seconds"] = sample_seconds
-    logger.image(samples_grid(samples), "samples/final.png")
-    logger.tags({"eval_weights": which})
-    logger.metrics(results, c.steps)
-    if monitor is not None:
-        monitor.finish()
-    logger.finish()
+    def finish(self, start_step: int, save_final: SaveFinal) -> None:
+        """Exports the final weights (the EMA when there is one, else the trained ones), then every rank samples
+        its share, decoded by the tokenizer, and rank 0 scores them all against the held-out reals."""
+        plan, c, device, logger = self.plan, self.plan.config, self.device, self.logger
+        final = self.ema.state if self.ema is not None else self.dit.state_dict()
+        which = "ema" if self.ema is not None else "raw"
+        if start_step < c.steps:  # a run resumed from its final checkpoint has already saved and exported it
+
+            def export(folder: Path) -> None:
+                save_checkpoint(folder, plan.dit_config.to_dict(), final)
+                plan.stats.save(folder / STATS)
+                (folder / SAMPLING_FILE).write_text(json.dumps(sampling_description(plan, self.classes, which),
+                                                               indent=1) + "\n")  # fmt: skip
+                logger.folder(folder, "model")
+
+            save_final({}, export)
+
+        sampler = DiT(plan.dit_config).to(device)
+        sampler.load_state_dict(final)
+        sampler.eval()
+        tokenizer = load_model(ray.get(self.tokenizer["files"]), device)
+        start = time.perf_counter()
+        mine = generate(sampler, tokenizer, plan.stats, share(plan.samples, self.rank, self.world), self.classes,
+                        plan.latent_shape, normalization=c.normalization, method=c.sampler, steps=c.sample_steps,
+                        cfg_scale=plan.cfg_applied, seed=c.seed, batch_size=c.micro_batch_size,
+                        precision=c.precision, device=device)  # fmt: skip
+        samples = gather_on_rank0(mine, self.rank, self.world)
+        if logger is None:
+            return
+        sample_seconds = time.perf_counter() - start
+        reals = (b["pixels"] for b in ray.train.get_dataset_shard("reference").iter_torch_batches(
+            batch_size=c.micro_batch_size))  # fmt: skip
+        results = generation_metrics(samples, reals, plan.feature_networks, c.seed, c.micro_batch_size, device)
+        results["sample_seconds"] = sample_seconds
+        logger.image(samples_grid(samples), "samples/final.png")
+        logger.tags({"eval_weights": which})
+        logger.metrics(results, c.steps)

@@ -37,19 +37,19 @@ class Hardware:
 def training_flops(plan: RunPlan) -> float:
     """A tokenizer's training: 6 x MACs/sample x steps x global batch."""
     t = plan.config.train
-    return 6.0 * plan.stats["gmacs"] * 1e9 * t.steps * t.global_batch_size
+    return 6.0 * plan.stats.gmacs * 1e9 * t.steps * t.global_batch_size
 
 
 def probe_dit_gmacs(plan: RunPlan, probe: GenerationConfig) -> float:
     """GMACs of one forward of the probe's DiT on this tokenizer's latents (T/q, H/p, W/p, c). The label
     embedding of a class-conditional DiT is a lookup, so conditioning changes no count."""
     s = plan.stats
-    grid = (plan.frames // s["tubelet"], plan.resolution // s["patch"], plan.resolution // s["patch"])
+    grid = (plan.frames // s.tubelet, plan.resolution // s.patch, plan.resolution // s.patch)
     try:
-        return dit_stats(DiTConfig.from_name(probe.model, channels=s["channels"]), grid)["gmacs"]
+        return dit_stats(DiTConfig.from_name(probe.model, channels=s.channels), grid).gmacs
     except ValueError as err:
         raise ConfigError(f"{plan.name}: generation.model {probe.model} on latents "
-                          f"{'x'.join(map(str, grid))}x{s['channels']}: {err}") from None  # fmt: skip
+                          f"{'x'.join(map(str, grid))}x{s.channels}: {err}") from None  # fmt: skip
 
 
 def probe_samples(plan: RunPlan, probe: GenerationConfig) -> int:

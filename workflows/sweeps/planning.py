@@ -73,11 +73,11 @@ def plan_rows(sweep: Sweep, plans: list[RunPlan]) -> list[dict[str, Any]]:
             "config": p.config.name,
             "variant": p.config.model.variant,
             "input": f"{p.frames}x{p.resolution}x{p.resolution}",
-            "params_M": round(p.stats["params"] / 1e6, 3),
-            "GMACs/sample": round(p.stats["gmacs"], 4),
-            "L": p.stats["tokens"],
-            "c": p.stats["channels"],
-            "E": p.stats["E"],
+            "params_M": round(p.stats.params / 1e6, 3),
+            "GMACs/sample": round(p.stats.gmacs, 4),
+            "L": p.stats.tokens,
+            "c": p.stats.channels,
+            "E": p.stats.E,
             "steps": p.config.train.steps,
             "batch": p.config.train.global_batch_size,
             "train_FLOPs": float(f"{training_flops(p):.3g}"),
@@ -113,7 +113,7 @@ def compute_lines(sweep: Sweep, plans: list[RunPlan], hardware: Hardware | None)
 
 
 def format_plan(sweep: Sweep, plans: list[RunPlan], hardware: Hardware | None = None) -> str:
-    es = [p.stats["E"] for p in plans]
+    es = [p.stats.E for p in plans]
     text = (
         f"Sweep '{sweep.name}' ({sweep.study or 'no study'}): {len(plans)} configs, E from {min(es)} to {max(es)} "
         f"({max(es) / min(es):.3g}x)\n{rows_to_markdown(plan_rows(sweep, plans))}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mlflow.tracking import MlflowClient
 
 from workflows.config import GenerationConfig
-from workflows.generation.driver import run_generator
+from workflows.generation.spec import run_generator
 from workflows.generation.plan import plan_generation
 from workflows.latents.params import CacheOptions
 from workflows.latents.pipeline import cache_latents
@@ -51,7 +51,8 @@ class GenerationProbe:
         say(f"[{name}] generation probe: caching {config.media_type} latents in {output}")
         cache_latents(plan.config.data.shards, f"runs:/{tokenizer.run_id}/model", output, options,
                       tracking_uri=self.tracking_uri, verbose=self.verbose)  # fmt: skip
-        generation, files = plan_generation(config, output, self.tracking_uri, tokenizer_run=tokenizer.run_id)
+        generation, files = plan_generation(config, output, self.tracking_uri, tokenizer_run=tokenizer.run_id,
+                                            tokenizer_plan=plan)  # fmt: skip
         say(f"[{name}] generation probe: training {generation.dit_config.name} on {generation.train_rows} latents, "
             f"{config.steps} steps, then {generation.samples} samples")  # fmt: skip
         return run_generator(generation, files, self.tracking_uri, self.experiment_id, tags=self.tags,

@@ -124,7 +124,7 @@ class SweepRunner:
             if result is not None:
                 self.log(f"[{name}] already finished in run {result.run_id}: skipped")
                 return Outcome(plan, result)
-            self.log(f"[{name}] training {plan.config.model.variant}, E = {plan.stats['E']}, "
+            self.log(f"[{name}] training {plan.config.model.variant}, E = {plan.stats.E}, "
                      f"{plan.config.train.steps} steps")
             return Outcome(plan, self.train(plan, parent_run_id=self.parent_id, **self.train_kwargs))
         except Exception as err:  # one failed child must not stop the others

@@ -147,9 +147,9 @@ def summary_row(plan: RunPlan, result: RunResult | None, error: str | None = Non
     if probed:
         columns.update(_generation_columns(generation, generation_error, generator))
     return SummaryRow(
-        config=c.name, variant=c.model.variant, enc=enc, dec=dec, media=c.data.media_type, p=s["patch"],
-        q=s["tubelet"], L=s["tokens"], c=s["channels"], E=s["E"], params_M=round(s["params"] / 1e6, 3),
-        encoder_params=s["encoder_params"], decoder_params=s["decoder_params"], GMACs=round(s["gmacs"], 4),
+        config=c.name, variant=c.model.variant, enc=enc, dec=dec, media=c.data.media_type, p=s.patch,
+        q=s.tubelet, L=s.tokens, c=s.channels, E=s.E, params_M=round(s.params / 1e6, 3),
+        encoder_params=s.encoder_params, decoder_params=s.decoder_params, GMACs=round(s.gmacs, 4),
         stage=c.train.stage, lpips_weight=c.optim.lpips_weight, lpips_active=plan.lpips_active,
         gan_weight=c.optim.gan_weight, frames=plan.frames, seed=c.train.seed, design=design_of(plan),
         n=int(metrics["eval_samples"]) if metrics.get("eval_samples") is not None else None,

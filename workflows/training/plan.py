@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from data_prep.reader import load_manifest
-from vitok import ViTokConfig, model_stats
+from vitok import ModelStats, ViTokConfig, model_stats
 from vitok.checkpoint import CONFIG_NAME, resolve_path
 from vitok.config import check_input_shape
 from workflows.config import ConfigError, TrainConfig, absolute_location
@@ -28,7 +28,7 @@ class RunPlan:
     model_config: ViTokConfig  # stage 1: from the variant; stage 2: the stage-1 export's own config
     frames: int
     resolution: int
-    stats: dict[str, Any]  # vitok.model_stats: params, GMACs, tokens L, c, E, p, q
+    stats: ModelStats  # params, GMACs, tokens L, c, E, p, q
     train_rows: int
     val_rows: int  # 0: the shards have no held-out split, so the run records no eval metrics
 
@@ -41,16 +41,16 @@ class RunPlan:
         s, c = self.stats, self.config
         return {
             **c.flat(),
-            "E": s["E"],
-            "L": s["tokens"],
-            "c": s["channels"],
-            "p": s["patch"],
-            "q": s["tubelet"],
+            "E": s.E,
+            "L": s.tokens,
+            "c": s.channels,
+            "p": s.patch,
+            "q": s.tubelet,
             "input": f"{self.frames}x{self.resolution}x{self.resolution}",
-            "params": s["params"],
-            "encoder_params": s["encoder_params"],
-            "decoder_params": s["decoder_params"],
-            "gmacs": round(s["gmacs"], 4),
+            "params": s.params,
+            "encoder_params": s.encoder_params,
+            "decoder_params": s.decoder_params,
+            "gmacs": round(s.gmacs, 4),
             "world_size": c.train.num_workers,
             "zero_stage": c.train.zero_stage,
             "global_batch_size": c.train.global_batch_size,

@@ -1,4 +1,4 @@
-"""Following a training run from the driver: one console line per logged step (config, step/total, loss,
+"""Following a run from the driver: one console line per logged step (config, step/total, loss,
 samples/s, ETA), read from the run's MLflow metrics.
 
 Rank 0 already logs those metrics; reading them back from the driver works the same on a laptop and on a

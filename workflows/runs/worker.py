@@ -1,0 +1,99 @@
+"""The function every Ray Train worker runs, for any kind of run: seeds, the run's state, resume from the latest
+checkpoint, the step loop with its logged metrics and periodic checkpoints, then the run's own finish.
+Rank 0 alone talks to MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import ray.train
+import ray.train.torch
+import torch
+
+from workflows.runs.checkpoints import restore_latest, save_and_report
+from workflows.runs.hardware import gpu_peak_flops
+from workflows.runs.ingest import endless_batches
+from workflows.runs.rng import rank_seed, seed_rank
+from workflows.runs.spec import RunSpec, WorkerContext
+from workflows.runtime.console import configure_console
+from workflows.tracking import RunLogger, start_system_metrics
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every Ray Train worker is handed: the run's spec, already planned, and where to log."""
+
+    spec: RunSpec
+    tracking_uri: str
+    run_id: str
+    verbose: bool = False  # False: known third-party warnings are filtered in the workers too
+
+
+class TimedBatches:
+    """A batch iterator that adds up the seconds spent waiting for its batches (the data_wait_fraction)."""
+
+    def __init__(self, batches: Iterator[dict[str, torch.Tensor]]):
+        self.batches, self.wait = batches, 0.0
+
+    def __iter__(self) -> "TimedBatches":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        start = time.perf_counter()
+        batch = next(self.batches)
+        self.wait += time.perf_counter() - start
+        return batch
+
+
+def train_loop_per_worker(worker: WorkerConfig) -> None:
+    spec, s = worker.spec, worker.spec.schedule
+    configure_console(worker.verbose)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(s.threads_per_worker or max(1, (os.cpu_count() or 1) // world))
+
+    logger = RunLogger(worker.tracking_uri, worker.run_id) if rank == 0 else None
+    torch.manual_seed(s.seed)  # the same initial weights on every rank
+    state = spec.start(WorkerContext(rank, world, logger))
+    seed_rank(s.seed, rank)  # then each rank its own torch, numpy and python streams
+    start_step = restore_latest(state, rank)
+
+    logged_through = logger.last_step("train_loss") if logger else 0
+    monitor = start_system_metrics(worker.tracking_uri, worker.run_id, interval_s=5) if logger else None
+    if logger is not None:
+        logger.tags({"resumed_from_step": str(start_step)})  # 0: a fresh start
+    peak_flops = gpu_peak_flops(ray.train.torch.get_device() if spec.scaling.use_gpu else torch.device("cpu"))
+
+    batches = TimedBatches(endless_batches(ray.train.get_dataset_shard("train"), s.micro_batch_size,
+                                           s.shuffle_buffer, seed=rank_seed(s.seed, rank),
+                                           skip=start_step * s.batches_per_step))  # fmt: skip
+    window_start, window_steps = time.perf_counter(), 0
+    for step in range(start_step + 1, s.steps + 1):
+        terms = state.step(step, batches)
+        window_steps += 1
+        if logger is not None and (step % s.log_every == 0 or step == s.steps):
+            elapsed = time.perf_counter() - window_start
+            values = {f"train_{k}": float(v) for k, v in terms.items()}  # host sync on logging steps only
+            values.update(state.step_metrics(step))
+            values["samples_per_s"] = window_steps * s.global_batch_size / elapsed
+            if peak_flops:  # forward + backward = 3 x forward; 2 FLOPs per multiply-accumulate
+                values["mfu"] = values["samples_per_s"] * 6e9 * spec.gmacs / (peak_flops * world)
+            values["data_wait_fraction"] = batches.wait / elapsed
+            if step > logged_through:  # steps redone after a restart were logged by the lost attempt
+                logger.metrics(values, step)
+            batches.wait, window_start, window_steps = 0.0, time.perf_counter(), 0
+        if s.checkpoint_every and step % s.checkpoint_every == 0 and step < s.steps:
+            save_and_report(state, step, {"step": step}, rank)
+
+    def save_final(metrics: dict[str, float], export) -> None:
+        save_and_report(state, s.steps, {"step": s.steps, **metrics}, rank, export)
+
+    state.finish(start_step, save_final)
+    if logger is not None:
+        if monitor is not None:
+            monitor.finish()
+        logger.finish()
