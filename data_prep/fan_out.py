@@ -1,6 +1,6 @@
 """Fanning tubelet units out over the kit's Ray Data actors (data_prep/exactly_once/fan_out.py).
 
-One actor per CPU, each decoding with single-threaded decoders (decode_video.py), so the node's cores are
+One actor per CPU, each decoding with single-threaded decoders (media/decode_video.py), so the node's cores are
 used once each and never oversubscribed.
 """
 
