@@ -12,7 +12,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 from data_prep import s3
-from data_prep.sniff import HEADER_BYTES, sniff
+from data_prep.media.sniff import HEADER_BYTES, sniff
 from data_prep.sources import InputFile, iter_chunks
 
 READ_THREADS = 8  # I/O bound: enough to hide S3 latency, few enough not to crowd a small driver node

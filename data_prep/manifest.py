@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 
 import pyarrow.parquet as pq
 
+from data_prep.exactly_once.manifest import MANIFEST, shard_entry, write_json
 from data_prep.schema import quarantine_table
 from data_prep.storage import Store
 
-MANIFEST = "manifest.json"
 QUARANTINE = "quarantine.parquet"
 TOTAL_KEYS = (
     "inputs_seen", "inputs_used", "inputs_quarantined", "tubelets", "train_tubelets", "val_tubelets", "frames",
@@ -29,9 +28,7 @@ def write_manifest(store: Store, params: dict, records: list[dict], extra: dict)
     decoders: Counter = Counter()
     for r in records:
         decoders.update(r["stats"].get("decoders", {}))
-    shards = [
-        {**r["shard"], "media_type": r["media_type"], "unit_id": r["unit_id"]} for r in records if r["shard"]
-    ]
+    shards = [shard_entry(r) for r in records if r["shard"]]
     quarantined = sorted((q for r in records for q in r["quarantine"]), key=lambda q: q["uri"])
     reasons = Counter(f"{q['stage']}/{q['error_type']}" for q in quarantined)
     buf = io.BytesIO()
@@ -47,5 +44,5 @@ def write_manifest(store: Store, params: dict, records: list[dict], extra: dict)
         "totals": totals,
         "quarantined_by_reason": dict(sorted(reasons.items())),  # "stage/error_type" -> inputs
     }
-    store.write_atomic(MANIFEST, json.dumps(manifest, indent=1).encode())
+    write_json(store, MANIFEST, manifest)
     return manifest

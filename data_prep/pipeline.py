@@ -1,9 +1,9 @@
 """run(): list the corpus, fingerprint it, cut it into work units, fan the units out over Ray Data, derive
 the manifest.
 
-Exactly-once comes from the units (see units.py and commit.py): each unit commits its shard and record
-atomically, a rerun skips committed units, and the manifest is rebuilt from the records at the end. A crash
-therefore costs at most the units that were in flight.
+Exactly-once comes from the units (units.py, commit.py, and the kit in exactly_once/): each unit commits
+its shard and record atomically, a rerun skips committed units, and the manifest is rebuilt from the
+records at the end. A crash therefore costs at most the units that were in flight.
 
 Two ways to rerun into an existing output:
 - default: the units are laid over today's whole listing, so the output is exactly what a fresh run on
@@ -21,24 +21,23 @@ file is read; the output's label mapping is extended before any unit runs.
 
 from __future__ import annotations
 
-import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from data_prep import s3
-from data_prep.commit import record_path
 from data_prep.errors import DataPrepError
-from data_prep.fan_out import fan_out
+from data_prep.exactly_once.claims import claim_params, differing_keys
+from data_prep.exactly_once.incremental import incremental_base
+from data_prep.exactly_once.records import committed_records, record_path, records_after_run
+from data_prep.fan_out import prepare_units
 from data_prep.fingerprint import Fingerprint, fingerprint_all
 from data_prep.labels import extend_mapping, label_names, parse_labels_option
-from data_prep.manifest import MANIFEST, write_manifest
+from data_prep.manifest import write_manifest
 from data_prep.params import PrepParams
 from data_prep.sources import Selection, check_input, list_candidates
-from data_prep.storage import Store, check_output
+from data_prep.storage import check_output
 from data_prep.units import plan_units
 
 log = logging.getLogger(__name__)
-PARAMS_FILE = "params.json"
 
 
 def run(
@@ -93,15 +92,18 @@ def run(
         raise DataPrepError(f"input {root}: {kind} (after --include/--exclude)")
     names = label_names(label_source, root, candidates, settings) if label_source else {}
     store = check_output(output, settings)
-    _claim_params(store, params)
+    found = claim_params(store, params.to_dict())
+    if found is not None:
+        diff = ", ".join(differing_keys(found, params.to_dict()))
+        raise DataPrepError(f"output {store.root}: prepared with other parameters ({diff}); use a new output")
 
-    committed = read_records(store, store.list("units", ".json"))
-    base = _incremental_base(store, committed) if incremental else []
+    committed = committed_records(store)
+    base = incremental_base(store, committed, DataPrepError) if incremental else []
     taken = {uri for r in base for uri in r["inputs"]}
     files = [f for f in candidates if f.uri not in taken]
     cache = {
         (m["uri"], m["size"], m["version"]): Fingerprint(m["sha256"], m["sniffed"], m["error"])
-        for r in committed
+        for r in committed.values()
         for m in r.get("members", [])
     }
     fingerprints = fingerprint_all(files, settings, cache)
@@ -120,15 +122,10 @@ def run(
         len(candidates), len(taken), len(files) - len(plan.ignored), len(plan.units), len(todo),
     )  # fmt: skip
     if todo:
-        fan_out(store.root, root, todo, params, settings)
+        prepare_units(store.root, root, todo, params, settings)
 
-    by_id = {r["unit_id"]: r for r in committed}
-    fresh = read_records(store, [record_path(u.unit_id) for u in todo])
-    by_id.update((r["unit_id"], r) for r in fresh)
-    missing = [u.unit_id for u in plan.units if u.unit_id not in by_id]
-    if missing:
-        raise RuntimeError(f"unit {missing[0]} finished without a commit record in {store.root}/units")
-    records = list(base) + [by_id[u.unit_id] for u in plan.units]
+    fresh = records_after_run(store, committed, [u.unit_id for u in todo], [u.unit_id for u in plan.units])
+    records = list(base) + [committed[u.unit_id] for u in plan.units]
     ran = [r["stats"] for r in fresh]
     extra = {
         "input": root,
@@ -151,24 +148,6 @@ def run(
     return manifest["totals"]
 
 
-def read_records(store: Store, paths: list[str]) -> list[dict]:
-    """The unit records at `paths`, read in parallel (on S3 each is a GET; outputs hold thousands)."""
-    with ThreadPoolExecutor(16) as pool:
-        return [json.loads(b) for b in pool.map(store.read_bytes, paths)]
-
-
-def _incremental_base(store: Store, committed: list[dict]) -> list[dict]:
-    """The records the previous manifest names (none when there is no manifest yet: a first run)."""
-    if not store.exists(MANIFEST):
-        return []
-    by_id = {r["unit_id"]: r for r in committed}
-    ids = json.loads(store.read_bytes(MANIFEST))["unit_ids"]
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise DataPrepError(f"output {store.root}: manifest names {len(missing)} missing unit records ({missing[0]})")
-    return [by_id[i] for i in ids]
-
-
 def _used_hashes(records: list[dict]) -> dict[str, str]:
     """Content hash -> URI for every input an earlier unit turned into tubelets."""
     out = {}
@@ -178,17 +157,3 @@ def _used_hashes(records: list[dict]) -> dict[str, str]:
             if m["uri"] not in bad and m["sha256"]:
                 out.setdefault(m["sha256"], m["uri"])
     return out
-
-
-def _claim_params(store: Store, params: PrepParams) -> None:
-    """Record the parameters on first use; refuse to mix shards of other parameters into one output."""
-    wanted = params.to_dict()
-    if store.exists(PARAMS_FILE):
-        found = json.loads(store.read_bytes(PARAMS_FILE))
-        if found != wanted:
-            diff = sorted(k for k in wanted.keys() | found.keys() if wanted.get(k) != found.get(k))
-            raise DataPrepError(
-                f"output {store.root}: prepared with other parameters ({', '.join(diff)}); use a new output"
-            )
-        return
-    store.write_atomic(PARAMS_FILE, json.dumps(wanted, indent=1).encode())

@@ -13,13 +13,13 @@ from collections import Counter
 
 import numpy as np
 
-from data_prep.decode_image import decode_image
-from data_prep.decode_video import decode_with_fallback
+from data_prep.media.decode_image import decode_image
+from data_prep.media.decode_video import decode_with_fallback
+from data_prep.media.tubelets import VideoTooShort, plan_clips, to_tubelet
 from data_prep.params import PrepParams, stable_hash
 from data_prep.s3 import S3Settings
 from data_prep.schema import LABEL_COLUMNS, sample_id, split_of
 from data_prep.sources import local_path, relative_key
-from data_prep.tubelets import VideoTooShort, plan_clips, to_tubelet
 from data_prep.units import WorkUnit
 
 

@@ -13,13 +13,21 @@ import ray
 from ray.data.expressions import col
 
 from data_prep import s3
-from data_prep.commit import SHARD_FOLDERS
+from data_prep.exactly_once.commit import SHARD_FOLDERS
 from data_prep.errors import DataPrepError
-from data_prep.manifest import MANIFEST
+from data_prep.exactly_once.manifest import MANIFEST
+from data_prep.shard_manifest import ShardManifest
 from data_prep.storage import open_store
 
 
 def load_manifest(output_dir: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> dict:
+    """The manifest's JSON as written (validated), for summaries that copy it as is."""
+    return read_shard_manifest(output_dir, s3_endpoint_url, s3_region).document
+
+
+def read_shard_manifest(output_dir: str, s3_endpoint_url: str | None = None,
+                        s3_region: str | None = None) -> ShardManifest:  # fmt: skip
+    """The output's manifest, typed; DataPrepError (one line naming the file) when it is absent or broken."""
     settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
     root = output_dir if s3.is_s3(output_dir) else os.path.abspath(output_dir)
     store = open_store(root, settings)
@@ -27,11 +35,12 @@ def load_manifest(output_dir: str, s3_endpoint_url: str | None = None, s3_region
     try:
         if not store.exists(MANIFEST):
             raise DataPrepError(f"{where}: no manifest (run `python -m data_prep run` first)")
-        return json.loads(store.read_bytes(MANIFEST))
+        document = json.loads(store.read_bytes(MANIFEST))
     except DataPrepError:
         raise
     except Exception as e:  # noqa: BLE001 - I/O, S3 and JSON errors all mean "unreadable"
         raise DataPrepError(f"{where}: unreadable manifest ({' '.join(str(e).split())[:300]})") from None
+    return ShardManifest.from_json(document, where)
 
 
 def read_tubelets(
@@ -50,16 +59,16 @@ def read_tubelets(
     if split not in ("train", "val"):
         raise DataPrepError(f"split {split!r}: expected 'train' or 'val'")
     settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
-    manifest = load_manifest(output_dir, s3_endpoint_url, s3_region)
+    manifest = read_shard_manifest(output_dir, s3_endpoint_url, s3_region)
     root = output_dir.rstrip("/") if s3.is_s3(output_dir) else os.path.abspath(output_dir)
-    shards = [s for s in manifest["shards"] if s["media_type"] == media_type and s[f"{split}_rows"] > 0]
+    shards = manifest.shards_of(media_type, split)
     if not shards:
         raise DataPrepError(f"{root}: no {media_type} shards with {split} rows")
     store = open_store(root, settings)
     if s3.is_s3(root):
         # pyarrow paths on S3 are "bucket/key", without the scheme.
-        paths = [store.uri(s["path"])[len("s3://") :] for s in shards]
+        paths = [store.uri(s.path)[len("s3://") :] for s in shards]
         ds = ray.data.read_parquet(paths, filesystem=s3.pyarrow_filesystem(settings))
     else:
-        ds = ray.data.read_parquet([store.uri(s["path"]) for s in shards])
+        ds = ray.data.read_parquet([store.uri(s.path) for s in shards])
     return ds.filter(expr=col("split") == split)

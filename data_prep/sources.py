@@ -3,7 +3,7 @@
 An input is named by its URI: an absolute local path or s3://bucket/key. Everything downstream (unit ids,
 sample ids, splits) hashes that string. Which files are candidates is decided here by name (media
 extensions, --include / --exclude globs on the path relative to the root); which media type a candidate is
-gets decided later by its content (sniff.py), when fingerprint.py reads it. A file with no extension at all
+gets decided later by its content (media/sniff.py), when fingerprint.py reads it. A file with no extension at all
 (content-addressed S3 keys have none) is a candidate too: only its content can say what it is. Every file
 the listing passes over comes back with the reason, for the manifest.
 """

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep.decode_image import ImageTooLarge, decode_image
-from data_prep.decode_video import DecordDecoder, PyAVDecoder, VideoDecodeError, decode_with_fallback
-from data_prep.tubelets import VideoTooShort, plan_clips, resize_center_crop, to_tubelet
+from data_prep.media.decode_image import ImageTooLarge, decode_image
+from data_prep.media.decode_video import (
+    DecordDecoder, PyAVDecoder, VideoDecodeError, decode_with_fallback,
+)  # fmt: skip
+from data_prep.media.tubelets import VideoTooShort, plan_clips, resize_center_crop, to_tubelet
 
 
 def write_mp4(path, frames: int, fps: int, w: int = 64, h: int = 48):

@@ -6,9 +6,9 @@ import numpy as np
 from PIL import Image
 
 from data_prep.fingerprint import fingerprint_all
+from data_prep.media.sniff import sniff
 from data_prep.params import PrepParams
 from data_prep.s3 import S3Settings
-from data_prep.sniff import sniff
 from data_prep.sources import Selection, list_candidates
 from data_prep.units import plan_units
 from tests.data_prep.bad_media import write_mp4

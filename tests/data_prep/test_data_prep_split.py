@@ -9,9 +9,9 @@ import av
 import pyarrow.parquet as pq
 
 from data_prep import load_manifest
+from data_prep.media.tubelets import plan_clips
 from data_prep.params import PrepParams
 from data_prep.schema import split_of
-from data_prep.tubelets import plan_clips
 
 
 def test_a_split_folder_decides_else_the_hash():

@@ -16,14 +16,15 @@ from typing import Any
 
 from data_prep import s3
 from data_prep.errors import DataPrepError
-from data_prep.reader import load_manifest
+from data_prep.reader import read_shard_manifest
 from data_prep.storage import open_store
 from vitok.generation import DiTConfig, DiTStats, LatentStats, dit_stats
 from vitok.generation.swd import MIN_RESOLUTION
 from workflows.config import GenerationConfig
 from workflows.generation.errors import GenerationError
 from workflows.latents.errors import LatentsError
-from workflows.latents.manifest import MANIFEST, STATS
+from workflows.latents.latent_manifest import read_latent_manifest
+from workflows.latents.manifest import STATS
 from workflows.latents.tokenizer import Tokenizer, load_tokenizer
 from workflows.tracking import MlflowClient, run_by_id
 from workflows.training.plan import RunPlan
@@ -146,27 +147,29 @@ def plan_generation(
         raise GenerationError("name the tokenizer once: by its MLflow run (tokenizer run id) or by a reference")
     client = MlflowClient(tracking_uri)
     store = open_store(_absolute(latents), s3.S3Settings())
-    manifest = _read_json(store, MANIFEST, f"latents {store.root}: no {MANIFEST} (run workflows/cache_latents.py "
-                          "first)")  # fmt: skip
+    try:
+        manifest = read_latent_manifest(store)
+    except LatentsError as err:
+        raise GenerationError(f"latents {err}") from None
     stats = _latent_stats(store)
     media = config.media_type
-    if media not in manifest["latent_shapes"]:
-        have = ", ".join(manifest["latent_shapes"])
+    if media not in manifest.latent_shapes:
+        have = ", ".join(manifest.latent_shapes)
         raise GenerationError(f"latents {store.root}: no {media} latents (it has {have}); set media_type")
-    shape = tuple(manifest["latent_shapes"][media])
-    shards_of_media = [s for s in manifest["shards"] if s["media_type"] == media and s["train_rows"] > 0]
-    train_rows = sum(s["train_rows"] for s in shards_of_media)
+    shape = manifest.latent_shapes[media]
+    shards_of_media = manifest.shards_of(media, "train")
+    train_rows = sum(s.train_rows for s in shards_of_media)
     if train_rows < config.global_batch_size:
         raise GenerationError(f"latents {store.root}: {train_rows} {media} train latents, fewer than one batch "
                               f"({config.micro_batch_size} x {config.num_workers} workers)")  # fmt: skip
     if stats.channels != shape[-1]:
         raise GenerationError(f"latents {store.root}: {STATS} has {stats.channels} channels, the latents {shape[-1]}")
-    num_classes = len(manifest["labels"]["names"]) if "labels" in manifest else 0
+    num_classes = len(manifest.label_names or ())
     dit_config, size = _dit(config, shape, num_classes, store.root)
 
     tok, parent_run_id, run_info = _tokenizer(client, tracking_uri, tokenizer_run, tokenizer, parent_run,
                                                 tokenizer_plan)
-    made_by = manifest["tokenizer"]
+    made_by = manifest.tokenizer
     if tok.weights_sha256 != made_by["weights_sha256"]:
         raise GenerationError(f"tokenizer {tok.reference}: not the tokenizer that made the latents in {store.root} "
                               f"(those were encoded by {made_by['reference']})")  # fmt: skip
@@ -174,8 +177,8 @@ def plan_generation(
     if parent_run_id is not None:
         experiment_id = _run(client, parent_run_id, "parent run").info.experiment_id
 
-    shards_root = _absolute(shards or manifest["tubelets"]["root"])
-    pixels, val_rows = _reference(shards_root, manifest["tubelets"]["params"], media)
+    shards_root = _absolute(shards or manifest.tubelets.root)
+    pixels, val_rows = _reference(shards_root, manifest.tubelets.tubelet_shape(media), media)
     if val_rows < 2:
         raise GenerationError(f"shards {shards_root}: {val_rows} {media} val tubelets; the metrics need at least 2 "
                               "held-out reals")  # fmt: skip
@@ -183,8 +186,8 @@ def plan_generation(
         if location and "://" not in location and not Path(location).is_file():
             raise GenerationError(f"weights.{key} {location}: no such file")
     plan = GenerationPlan(
-        config=config, latents=store.root, latent_shards=tuple(store.uri(s["path"]) for s in shards_of_media),
-        latent_dtype=manifest["dtype"], latent_shape=shape, stats=stats, dit_config=dit_config, dit_stats=size,
+        config=config, latents=store.root, latent_shards=tuple(store.uri(s.path) for s in shards_of_media),
+        latent_dtype=manifest.dtype, latent_shape=shape, stats=stats, dit_config=dit_config, dit_stats=size,
         train_rows=train_rows, shards=shards_root, pixels=pixels, samples=min(config.samples, val_rows),
         tokenizer={**made_by, "reference": tok.reference}, tokenizer_run=run_info, parent_run_id=parent_run_id,
         experiment_id=experiment_id,
@@ -253,22 +256,19 @@ def _tokenizer(client: MlflowClient, tracking_uri: str, tokenizer_run: str | Non
     return tok, parent_run, {"run_id": run_id, "name": run.info.run_name, "params": params}
 
 
-def _reference(shards: str, made_from: dict, media: str) -> tuple[tuple[int, int, int], int]:
+def _reference(shards: str, expected: tuple[int, int, int], media: str) -> tuple[tuple[int, int, int], int]:
     """((T, H, W) of the tubelets, their val rows) of `media` in the shards, which must be shaped as the ones
     the latents were made from (the samples are decoded to that shape)."""
     try:
-        manifest = load_manifest(shards)
+        manifest = read_shard_manifest(shards)
     except DataPrepError as err:
         raise GenerationError(f"shards {err}") from None
-    params = manifest["params"]
-    frames = 1 if media == "image" else int(params["frames"])
-    pixels = (frames, int(params["size"]), int(params["size"]))
-    expected = (1 if media == "image" else int(made_from["frames"]), int(made_from["size"]), int(made_from["size"]))
+    pixels = manifest.tubelet_shape(media)
     if pixels != expected:
         raise GenerationError(f"shards {shards}: {media} tubelets are {'x'.join(map(str, pixels))}, the latents were "
                               f"made from {'x'.join(map(str, expected))} ones")  # fmt: skip
     if pixels[1] < MIN_RESOLUTION:
         raise GenerationError(f"shards {shards}: {pixels[1]}x{pixels[2]} frames are below the {MIN_RESOLUTION}x"
                               f"{MIN_RESOLUTION} the sliced Wasserstein distance needs")  # fmt: skip
-    val_rows = sum(s["val_rows"] for s in manifest["shards"] if s["media_type"] == media)
+    val_rows = manifest.rows(media, "val")
     return pixels, val_rows

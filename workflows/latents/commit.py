@@ -1,23 +1,20 @@
-"""Encoding and committing one latent work unit: its shard, then its record. The record is the commit point.
+"""Encoding and committing one latent work unit with the exactly-once kit (data_prep/exactly_once/).
 
-The mechanism is data prep's (data_prep/commit.py, whose record location this shares): a unit is complete
-exactly when `units/<unit_id>.json` exists; the latent shard is written atomically first and the record,
-which carries the shard's checksum and the unit's train-split moments, last. A crash between the two
-leaves an orphan shard that the rerun overwrites with the same bytes (encoding is deterministic: the same
-rows in the same fixed batches through the same weights).
+The record carries the latent shard's checksum, the tubelet shard it was made from and the unit's
+train-split moments. A crash between shard and record leaves an orphan shard that the rerun overwrites with
+the same bytes (encoding is deterministic: the same rows in the same fixed batches through the same weights).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import time
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from data_prep.commit import read_record, record_path
+from data_prep.exactly_once.commit import commit_once, write_shard
 from data_prep.storage import Store
 from workflows.latents.encode import LatentEncoder
 from workflows.latents.params import LatentParams
@@ -26,11 +23,14 @@ from workflows.latents.stats import Moments
 from workflows.latents.units import LatentUnit
 
 
-def run_unit(output: Store, tubelets: Store, unit: LatentUnit, encoder: LatentEncoder, params: LatentParams) -> dict:
+def commit_latent_unit(output: Store, tubelets: Store, unit: LatentUnit, encoder: LatentEncoder,
+                       params: LatentParams) -> dict:  # fmt: skip
     """Encode and commit `unit` unless already committed; return its record."""
-    existing = read_record(output, unit.unit_id)
-    if existing is not None:
-        return existing
+    return commit_once(output, unit.unit_id, lambda: _latent_record(output, tubelets, unit, encoder, params))
+
+
+def _latent_record(output: Store, tubelets: Store, unit: LatentUnit, encoder: LatentEncoder,
+                   params: LatentParams) -> dict:  # fmt: skip
     start = time.perf_counter()
     data = tubelets.read_bytes(unit.source["path"])
     if hashlib.sha256(data).hexdigest() != unit.source["sha256"]:
@@ -44,29 +44,15 @@ def run_unit(output: Store, tubelets: Store, unit: LatentUnit, encoder: LatentEn
         raise RuntimeError(f"latents of {tubelets.uri(unit.source['path'])} overflow {params.dtype}: use --dtype "
                            "float32 or bfloat16")  # fmt: skip
     table = latent_table(source, latent, to_storage(logvar, params.dtype) if params.logvar else None)
-    scalars = [c for c in table.column_names if c not in (LATENT, LOGVAR)]
-    buf = io.BytesIO()
-    # As data prep writes pixels: no dictionary or min/max statistics on the tensor columns (noise-like
-    # floats gain nothing from them), zstd.
-    pq.write_table(table, buf, use_dictionary=scalars, write_statistics=scalars, compression="zstd")
-    shard_bytes = buf.getvalue()
-    output.write_atomic(unit.shard_path, shard_bytes)
+    shard = write_shard(output, unit.shard_path, table, (LATENT, LOGVAR))
     train = source.column("split").to_numpy(zero_copy_only=False) == "train"
-    record = {
+    shard.update(train_rows=int(train.sum()), val_rows=int((~train).sum()))
+    return {
         "unit_id": unit.unit_id,
         "media_type": unit.media_type,
         "source": {k: unit.source[k] for k in ("path", "sha256", "unit_id")},
-        "shard": {
-            "path": unit.shard_path,
-            "rows": table.num_rows,
-            "sha256": hashlib.sha256(shard_bytes).hexdigest(),
-            "bytes": len(shard_bytes),
-            "train_rows": int(train.sum()),
-            "val_rows": int((~train).sum()),
-        },
+        "shard": shard,
         # Over the stored values, so the published statistics are those of what trainers will read.
         "train_moments": Moments.of(values[train]).to_dict(),
         "seconds": round(time.perf_counter() - start, 3),
     }
-    output.write_atomic(record_path(unit.unit_id), json.dumps(record, indent=1).encode())
-    return record

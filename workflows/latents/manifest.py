@@ -7,12 +7,10 @@ second run over the same inputs and tokenizer writes nothing at all.
 
 from __future__ import annotations
 
-import json
-
+from data_prep.exactly_once.manifest import MANIFEST, shard_entry, write_json_if_changed
 from data_prep.storage import Store
 from workflows.latents.stats import latent_stats
 
-MANIFEST = "manifest.json"
 STATS = "latent_stats.json"
 
 
@@ -22,10 +20,8 @@ def write_outputs(store: Store, header: dict, records: list[dict], channels: int
     records = sorted(records, key=lambda r: r["unit_id"])
     stats = latent_stats(records, channels)
     shards = [
-        {**r["shard"], "media_type": r["media_type"], "unit_id": r["unit_id"],
-         "source_path": r["source"]["path"], "source_sha256": r["source"]["sha256"]}
-        for r in records
-    ]  # fmt: skip
+        {**shard_entry(r), "source_path": r["source"]["path"], "source_sha256": r["source"]["sha256"]} for r in records
+    ]
     by_media = {m: sum(s["rows"] for s in shards if s["media_type"] == m) for m in header["latent_shapes"]}
     manifest = {
         **header,
@@ -41,14 +37,6 @@ def write_outputs(store: Store, header: dict, records: list[dict], channels: int
         },
         "stats_file": STATS,
     }
-    wrote_stats = _write_if_changed(store, STATS, stats)
-    wrote_manifest = _write_if_changed(store, MANIFEST, manifest)
+    wrote_stats = write_json_if_changed(store, STATS, stats)
+    wrote_manifest = write_json_if_changed(store, MANIFEST, manifest)
     return manifest, stats, wrote_stats or wrote_manifest
-
-
-def _write_if_changed(store: Store, rel: str, content: dict) -> bool:
-    data = json.dumps(content, indent=1).encode()
-    if store.exists(rel) and store.read_bytes(rel) == data:
-        return False
-    store.write_atomic(rel, data)
-    return True

@@ -4,10 +4,10 @@ Everything that can be checked before work is checked first, each failure one La
 options, the shards' manifest, the tokenizer reference, whether its tubelet and patch sizes divide the
 shards' tubelets, the output (writable, and not holding latents of other parameters).
 
-Exactly-once as in data prep (data_prep/pipeline.py): the tubelet manifest's shards become work units
-(units.py), each committed atomically (commit.py); a rerun skips committed units and the manifest and stats
-are derived from the records at the end. A crash therefore costs at most the units in flight, and a rerun
-ends with the same bytes as an uninterrupted run.
+Exactly-once with data prep's unit kit (data_prep/exactly_once/): the tubelet manifest's shards become
+work units (units.py), each committed atomically (commit.py); a rerun skips committed units and the
+manifest and stats are derived from the records at the end. A crash therefore costs at most the units in
+flight, and a rerun ends with the same bytes as an uninterrupted run.
 - default: the output is made to match the tubelet manifest of today: new or changed shards are encoded,
   the rest skipped; records of units whose shard left the input stay on disk but leave the manifest.
 - incremental: the units of the previous latent manifest are kept as they are (append-only, also when
@@ -16,17 +16,18 @@ ends with the same bytes as an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 
 from data_prep import s3
-from data_prep.commit import record_path
 from data_prep.errors import DataPrepError
-from data_prep.pipeline import read_records
-from data_prep.reader import load_manifest
-from data_prep.storage import Store, check_output
+from data_prep.exactly_once.claims import claim_params, differing_keys
+from data_prep.exactly_once.incremental import incremental_base
+from data_prep.exactly_once.records import committed_records, records_after_run
+from data_prep.reader import read_shard_manifest
+from data_prep.shard_manifest import ShardManifest
+from data_prep.storage import check_output
 from workflows.latents.encode import resolve_precision
 from workflows.latents.errors import LatentsError
 from workflows.latents.fan_out import cluster_gpus, encode_units
@@ -34,10 +35,9 @@ from workflows.latents.manifest import MANIFEST, write_outputs
 from workflows.latents.params import CacheOptions, LatentParams
 from workflows.latents.schema import STORAGE
 from workflows.latents.tokenizer import latent_shapes, load_tokenizer
-from workflows.latents.units import plan_units
+from workflows.latents.units import plan_latent_units
 
 log = logging.getLogger(__name__)
-PARAMS_FILE = "params.json"
 
 
 def cache_latents(
@@ -63,12 +63,11 @@ def cache_latents(
     settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
     tubelets_root = shards.rstrip("/") if s3.is_s3(shards) else os.path.abspath(shards)
     try:
-        tubelet_manifest = load_manifest(tubelets_root, s3_endpoint_url, s3_region)
+        tubelet_manifest = read_shard_manifest(tubelets_root, s3_endpoint_url, s3_region)
     except DataPrepError as err:
         raise LatentsError(f"shards {err}") from None
     media_types = _media_types(tubelet_manifest, options, tubelets_root)
-    prep = tubelet_manifest["params"]
-    tubelets = {"image": (1, prep["size"], prep["size"]), "video": (prep["frames"], prep["size"], prep["size"])}
+    tubelets = {m: tubelet_manifest.tubelet_shape(m) for m in ("image", "video")}
     tok = load_tokenizer(tokenizer, tracking_uri, s3_endpoint_url)
     shapes = latent_shapes(tok, {m: tubelets[m] for m in media_types}, tubelets_root)
     try:
@@ -78,29 +77,26 @@ def cache_latents(
     gpus = options.num_gpus if options.num_gpus is not None else (1.0 if cluster_gpus(verbose) else 0.0)
     precision = resolve_precision(options.precision, use_gpu=gpus > 0)
     params = LatentParams(tok.weights_sha256, options.dtype, options.logvar, precision)
-    _claim_params(store, params)
+    _refuse_other_params(store, params)
 
-    committed = {r["unit_id"]: r for r in read_records(store, store.list("units", ".json"))}
-    base = _incremental_base(store, committed) if options.incremental else []
+    committed = committed_records(store)
+    base = incremental_base(store, committed, LatentsError) if options.incremental else []
     held = {r["unit_id"] for r in base}
     # An incremental output keeps the media types earlier runs encoded, whichever --media-type is asked now.
     kept = sorted({r["media_type"] for r in base} - set(shapes))
     shapes.update(latent_shapes(tok, {m: tubelets[m] for m in kept}, tubelets_root))
-    units = [u for u in plan_units(tubelet_manifest["shards"], params.key(), media_types) if u.unit_id not in held]
+    units = [u for u in plan_latent_units(tubelet_manifest.shards, params.key(), media_types) if u.unit_id not in held]
     todo = [u for u in units if u.unit_id not in committed]
     log.info("%d tubelet shards, %d already encoded here, %d to encode", len(units) + len(base),
              len(units) + len(base) - len(todo), len(todo))  # fmt: skip
     if todo:
         encode_units(store.root, tubelets_root, todo, tok.files, params, settings, options.batch_size,
                      options.concurrency, gpus, verbose)  # fmt: skip
-    fresh = read_records(store, [record_path(u.unit_id) for u in todo])
-    committed.update((r["unit_id"], r) for r in fresh)
-    missing = [u.unit_id for u in units if u.unit_id not in committed]
-    if missing:
-        raise RuntimeError(f"unit {missing[0]} finished without a commit record in {store.root}/units")
+    fresh = records_after_run(store, committed, [u.unit_id for u in todo], [u.unit_id for u in units])
     records = base + [committed[u.unit_id] for u in units]
     header = {
-        "tubelets": {"root": tubelets_root, "params": prep},
+        # As the tubelet manifest has them (its JSON), so this file keeps its bytes whatever reads it.
+        "tubelets": {"root": tubelets_root, "params": tubelet_manifest.document["params"]},
         "tokenizer": tok.describe(),
         "params": params.to_dict(),
         "dtype": params.dtype,
@@ -109,7 +105,7 @@ def cache_latents(
         "media_types": list(media_types),
         "latent_shapes": shapes,
         "E": {m: math.prod(shape) for m, shape in shapes.items()},
-        **({"labels": tubelet_manifest["labels"]} if "labels" in tubelet_manifest else {}),
+        **({"labels": tubelet_manifest.document["labels"]} if tubelet_manifest.label_names is not None else {}),
     }
     manifest, stats, written = write_outputs(store, header, records, tok.config.channels)
     return {
@@ -128,8 +124,8 @@ def cache_latents(
     }
 
 
-def _media_types(manifest: dict, options: CacheOptions, root: str) -> tuple[str, ...]:
-    present = sorted({s["media_type"] for s in manifest["shards"]})
+def _media_types(manifest: ShardManifest, options: CacheOptions, root: str) -> tuple[str, ...]:
+    present = sorted({s.media_type for s in manifest.shards})
     if not present:
         raise LatentsError(f"shards {root}: the manifest lists no shards (every input was quarantined?)")
     chosen = options.media_types or tuple(present)
@@ -139,25 +135,10 @@ def _media_types(manifest: dict, options: CacheOptions, root: str) -> tuple[str,
     return tuple(chosen)
 
 
-def _incremental_base(store: Store, committed: dict[str, dict]) -> list[dict]:
-    """The records the previous manifest names (none without a manifest: a first run)."""
-    if not store.exists(MANIFEST):
-        return []
-    ids = json.loads(store.read_bytes(MANIFEST))["unit_ids"]
-    missing = [i for i in ids if i not in committed]
-    if missing:
-        raise LatentsError(f"output {store.root}: manifest names {len(missing)} missing unit records ({missing[0]})")
-    return [committed[i] for i in ids]
-
-
-def _claim_params(store: Store, params: LatentParams) -> None:
-    """Record the parameters on first use; refuse to mix latents of other parameters into one output."""
+def _refuse_other_params(store, params: LatentParams) -> None:
+    """Claim the output for `params`; LatentsError when it holds latents of other parameters."""
     wanted = params.to_dict()
-    if store.exists(PARAMS_FILE):
-        found = json.loads(store.read_bytes(PARAMS_FILE))
-        if found != wanted:
-            keys = sorted(k for k in wanted.keys() | found.keys() if wanted.get(k) != found.get(k))
-            diff = "; ".join(f"{k}: {found.get(k)} there, {wanted.get(k)} now" for k in keys)
-            raise LatentsError(f"output {store.root}: holds latents of other parameters ({diff}); use a new output")
-        return
-    store.write_atomic(PARAMS_FILE, json.dumps(wanted, indent=1).encode())
+    found = claim_params(store, wanted)
+    if found is not None:
+        diff = "; ".join(f"{k}: {found.get(k)} there, {wanted.get(k)} now" for k in differing_keys(found, wanted))
+        raise LatentsError(f"output {store.root}: holds latents of other parameters ({diff}); use a new output")

@@ -1,4 +1,4 @@
-"""The row schema of latent shards (DESIGN.md section 7), and the storage of each latent dtype.
+"""The row schema of latent shards, and the storage of each latent dtype.
 
 One row per tubelet: `sample_id`, `latent` (Ray's fixed-shape tensor (T', H', W', c): the bottleneck mean),
 `latent_logvar` when asked for, then the tubelet shard's columns except `pixels` (source_uri ... media_type,

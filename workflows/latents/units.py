@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 
-from data_prep.commit import SHARD_FOLDERS
+from data_prep.exactly_once.commit import shard_path
 from data_prep.params import stable_hash
+from data_prep.shard_manifest import ShardEntry
 
 
 @dataclasses.dataclass(frozen=True)
 class LatentUnit:
     unit_id: str
     media_type: str
-    source: dict  # the tubelet manifest's entry for the shard: path, sha256, rows, train_rows, val_rows, unit_id
+    source: dict  # the tubelet manifest's entry for the shard (ShardEntry's fields): path, sha256, unit_id, ...
 
     @property
     def shard_path(self) -> str:
-        return f"{SHARD_FOLDERS[self.media_type]}/{self.unit_id}.parquet"
+        return shard_path(self.media_type, self.unit_id)
 
     def to_row(self) -> dict:
         return {"unit_id": self.unit_id, "media_type": self.media_type, "source": self.source}
@@ -31,10 +32,11 @@ class LatentUnit:
         return cls(unit_id=row["unit_id"], media_type=row["media_type"], source=row["source"])
 
 
-def plan_units(tubelet_shards: list[dict], key: str, media_types: tuple[str, ...]) -> list[LatentUnit]:
+def plan_latent_units(tubelet_shards: tuple[ShardEntry, ...], key: str,
+                      media_types: tuple[str, ...]) -> list[LatentUnit]:  # fmt: skip
     """A unit per shard of the tubelet manifest whose media type is in `media_types`, in manifest order."""
     return [
-        LatentUnit(f"{s['media_type']}-{stable_hash(key, s['sha256'])}", s["media_type"], s)
+        LatentUnit(f"{s.media_type}-{stable_hash(key, s.sha256)}", s.media_type, dataclasses.asdict(s))
         for s in tubelet_shards
-        if s["media_type"] in media_types
+        if s.media_type in media_types
     ]

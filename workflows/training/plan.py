@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from data_prep.reader import load_manifest
+from data_prep.reader import read_shard_manifest
 from vitok import ModelStats, ViTokConfig, model_stats
 from vitok.checkpoint import CONFIG_NAME, resolve_path
 from vitok.config import check_input_shape
@@ -113,18 +113,16 @@ def _plan(config: TrainConfig) -> RunPlan:
         )
     model_config = resolve_model_config(config)
     deepspeed_config(config, config.train.num_workers)
-    manifest = load_manifest(config.data.shards)
-    params = manifest["params"]
-    shards = [s for s in manifest["shards"] if s["media_type"] == config.data.media_type]
-    train_rows = sum(s["train_rows"] for s in shards)
-    val_rows = sum(s["val_rows"] for s in shards)
+    manifest = read_shard_manifest(config.data.shards)
+    train_rows = manifest.rows(config.data.media_type, "train")
+    val_rows = manifest.rows(config.data.media_type, "val")
     if train_rows < config.train.micro_batch_size * config.train.num_workers:
         raise ConfigError(
             f"{config.data.shards} has {train_rows} {config.data.media_type} train tubelets, "
             f"fewer than one micro-batch per worker ({config.train.micro_batch_size} x {config.train.num_workers})"
         )
-    frames = 1 if config.data.media_type == "image" else int(params["frames"])
-    resolution = config.data.crop or int(params["size"])
-    if resolution > int(params["size"]):
-        raise ConfigError(f"data.crop {resolution} is larger than the shards' size {params['size']}")
+    frames, size, _ = manifest.tubelet_shape(config.data.media_type)
+    resolution = config.data.crop or size
+    if resolution > size:
+        raise ConfigError(f"data.crop {resolution} is larger than the shards' size {size}")
     return plan_for_input(config, model_config, frames, resolution, train_rows, val_rows)

@@ -1,0 +1,105 @@
+"""The shard manifest (OUT/manifest.json of data prep) read once into typed values, validated on the way.
+
+Every reader of prepared shards (the reader here, the trainer's and the generator's plans, the latent
+cache) takes a ShardManifest instead of the raw JSON, so `size` and `frames` are ints once, and a broken
+file is one DataPrepError line naming it and what is wrong ("...manifest.json: shards[2]: missing 'rows'").
+The file on disk is written by manifest.py and keeps its format; `document` holds it as read, for what
+copies it as is (a scheduler's summary, the latent manifest's record of its source).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from data_prep.errors import DataPrepError
+from data_prep.exactly_once.json_fields import Fields
+from data_prep.params import PrepParams
+
+SPLITS = ("train", "val")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardEntry:
+    """One shard the manifest names: where it is, what it holds, the unit that made it and its checksum."""
+
+    path: str  # relative to the output root
+    rows: int
+    train_rows: int
+    val_rows: int
+    media_type: str  # "image" or "video"
+    unit_id: str
+    sha256: str
+    bytes: int
+
+    def rows_of(self, split: str) -> int:
+        return self.train_rows if split == "train" else self.val_rows
+
+    @classmethod
+    def read(cls, f: Fields) -> ShardEntry:
+        return cls(
+            path=f.get("path", str),
+            rows=f.get("rows", int),
+            train_rows=f.get("train_rows", int),
+            val_rows=f.get("val_rows", int),
+            media_type=f.get("media_type", str),
+            unit_id=f.get("unit_id", str),
+            sha256=f.get("sha256", str),
+            bytes=f.get("bytes", int),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardManifest:
+    where: str  # the file's location, for messages
+    prep_version: int
+    params: PrepParams
+    shards: tuple[ShardEntry, ...]  # sorted by unit id
+    unit_ids: tuple[str, ...]  # the base an --incremental run adds to
+    totals: dict[str, int]  # inputs_seen ... shard_bytes (manifest.py)
+    label_names: tuple[str, ...] | None  # names[i] is the class of label i; None without --labels
+    document: dict  # the JSON as read
+
+    def shards_of(self, media_type: str, split: str | None = None) -> list[ShardEntry]:
+        """The shards of `media_type`; with `split`, only those holding rows of that split."""
+        return [s for s in self.shards if s.media_type == media_type and (split is None or s.rows_of(split) > 0)]
+
+    def rows(self, media_type: str, split: str) -> int:
+        return sum(s.rows_of(split) for s in self.shards_of(media_type))
+
+    def tubelet_shape(self, media_type: str) -> tuple[int, int, int]:
+        """(T, H, W) of the tubelets of `media_type`: images are one frame, videos `frames`."""
+        frames = 1 if media_type == "image" else self.params.frames
+        return frames, self.params.size, self.params.size
+
+    @classmethod
+    def from_json(cls, doc: object, where: str) -> ShardManifest:
+        f = Fields(doc, where, DataPrepError)
+        labels = f.object("labels").strs("names") if f.has("labels") else None
+        return cls(
+            where=where,
+            prep_version=f.object("params").get("prep_version", int),
+            params=read_prep_params(f.object("params")),
+            shards=tuple(ShardEntry.read(s) for s in f.objects("shards")),
+            unit_ids=f.strs("unit_ids"),
+            totals={k: f.object("totals").get(k, int) for k in f.get("totals", dict)},
+            label_names=labels,
+            document=doc,
+        )
+
+
+def read_prep_params(f: Fields) -> PrepParams:
+    """PrepParams from a manifest's `params`: every field typed, `labels` optional (outputs made before
+    labels existed have none)."""
+    return PrepParams(
+        frames=f.get("frames", int),
+        size=f.get("size", int),
+        fps=f.get("fps", float),
+        max_clips=f.get("max_clips", int),
+        clip_stride=f.get("clip_stride", int),
+        crop=f.get("crop", str),
+        val_fraction=f.get("val_fraction", float),
+        images_per_unit=f.get("images_per_unit", int),
+        videos_per_unit=f.get("videos_per_unit", int),
+        max_image_pixels=f.get("max_image_pixels", int),
+        labels=f.optional("labels", str, ""),
+    )
