@@ -1,0 +1,40 @@
+"""The GPU check's dry run (`bash bench/device/run.sh --dry OUT`): every stage of the GPU run on this CPU at tiny
+sizes, so the command handed to the GPU machine is known to run end to end, and its JSON to hold the figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_dry_run_measures_every_stage(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", "bench/device/run.sh", "--dry", str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=590)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert report["complete"] and not report["errors"], report["errors"]
+    for key in ("date", "git_commit", "hardware", "torch", "versions", "matmul_peak_bf16_gflops", "skipped"):
+        assert key in report, key
+    assert report["matmul_peak_bf16_gflops"] > 0
+    assert set(report["trainer"]) == {"zero0-eager", "zero2-eager"}
+    for run in [*report["trainer"].values(), report["generator"]]:
+        assert run["exit"] == 0 and run["samples_per_s"] > 0, run
+    assert report["cache_latents"]["exit"] == 0
+    for plain in report["plain"].values():
+        assert plain["samples_per_s_median"] > 0
+    summary = report["summary"]
+    assert set(summary["ratios"]) == {"zero0-eager_vs_plain_eager", "zero2-eager_vs_plain_eager",
+                                      "generator_vs_plain_eager"}  # fmt: skip
+    assert summary["finite"] and all(math.isfinite(v) and v > 0 for v in summary["ratios"].values())
+    assert all(v > 0 for v in summary["mfu"].values())
+    # The dry run does not pretend to check the GPU goals.
+    assert all(goal["met"] is None and goal["not_checked"] for goal in summary["goals"].values())
