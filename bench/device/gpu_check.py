@@ -5,15 +5,15 @@ bench/device/run.sh, which installs the carried wheels and sets the environment:
     bash bench/device/run.sh OUT          # on the GPU machine: S-B/16 at 256p, DiT-L/1
     bash bench/device/run.sh --dry OUT    # here, on CPU: T-T/8 at 64p, DiT-N/1, a few steps, no compile
 
-Stages, 1-3 through the stable command lines (never the workflows' or data_prep's Python internals):
-1. synthetic images (smooth patterns, PIL) -> `python -m data_prep run` -> tubelet shards;
-2. `workflows/train.py` on a sweep file written here: ZeRO-0 and ZeRO-2 with 1 worker, eager and
-   `train.compile: true`; samples/s read back from MLflow's client (the first logged window, which holds
-   start-up and compilation, dropped);
-3. `workflows/cache_latents.py` with the first run's tokenizer, then `workflows/train_generator.py` (a DiT);
-0. (first, after the matmul peak) the plain step of bench/model_step.py and bench/generator_step.py
-   (`step_rate`: forward + backward, no optimiser step, so the trainer / plain ratio is a lower bound) on the
-   same model, batch and device.
+Stages, in this order:
+1. the plain step of bench/model_step.py and bench/generator_step.py (`step_rate`: forward + backward, no
+   optimiser step, so the trainer / plain ratio is a lower bound) on the same model, batch and device;
+then, through the stable command lines only (never the workflows' or data_prep's Python internals):
+2. synthetic images (smooth patterns, PIL) -> `python -m data_prep run` -> tubelet shards;
+3. `workflows/train.py` on a sweep file written here: ZeRO-0 and ZeRO-2 with 1 worker, compiled
+   (`train.compile: true`) then eager; samples/s read back with MLflow's client (the first logged window,
+   which holds start-up and compilation, dropped);
+4. `workflows/cache_latents.py` with the first tokenizer that trained, then `workflows/train_generator.py`.
 
 Writes OUT/gpu_check.json after every stage ("complete": false until the last), so a run cut off by the device
 tool's limit still returns what it measured; each command's output goes to OUT/logs/. MLflow uses a local file
@@ -60,6 +60,15 @@ SETTINGS = {
 }  # fmt: skip
 CHANNELS = 16  # latent channels c of the tokenizer (the README's S-B/16 figures use c = 16)
 GOALS = {"trainer_vs_plain_compiled": 0.9, "tokenizer_train_mfu": 0.35}
+RUNNING: list[subprocess.Popen] = []  # the stage now running, for end_stage_on_sigterm
+
+
+def end_stage_on_sigterm(signum, frame) -> None:
+    """Ends the running stage's process group (the command and the local Ray cluster it started) before
+    exiting: a check stopped from outside (a test's timeout) must not leave a cluster behind."""
+    for proc in RUNNING:
+        os.killpg(proc.pid, signal.SIGKILL)
+    sys.exit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for gpu_check.json, logs/ and work/")
     parser.add_argument("--dry", action="store_true", help="CPU, tiny sizes, no compile: the check of the check")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, end_stage_on_sigterm)
     s = SETTINGS["dry" if args.dry else "gpu"]
     device = torch.device("cpu" if args.dry else "cuda")
     out = Path(args.out).resolve()
@@ -116,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         report["trainer"][name] = result
         save()
 
-    tokenizer = report["trainer"][runs[0][0]].get("run_id")
+    # The latents come from the first tokenizer that trained and exported.
+    tokenizer = next((r["run_id"] for r in report["trainer"].values() if r["exit"] == 0 and r.get("run_id")), None)
     if tokenizer:
         report["cache_latents"] = run_stage("cache_latents", [
             "workflows/cache_latents.py", "--shards", str(shards), "--tokenizer", f"runs:/{tokenizer}/model",
@@ -210,12 +221,14 @@ def run_stage(name: str, args: list[str], out: Path, timeout_s: int, report: dic
         # A session of its own, so that a timeout ends the local Ray cluster the command started with it.
         proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
+        RUNNING.append(proc)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             code = "timeout"
+        RUNNING.remove(proc)
     result = {"wall_s": round(time.monotonic() - start, 1), "exit": code}
     if sampler is not None:
         result["peak_gpu_memory_used_gib"] = sampler.stop()
