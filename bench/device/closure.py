@@ -55,7 +55,8 @@ def requires(wheel: Path) -> list[Requirement]:
     with zipfile.ZipFile(wheel) as z:
         name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
         text = z.read(name).decode()
-    return [Requirement(line.split(":", 1)[1].strip()) for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    lines = text.splitlines()
+    return [Requirement(line.split(":", 1)[1].strip()) for line in lines if line.startswith("Requires-Dist:")]
 
 
 def needed(req: Requirement, extras: set[str]) -> bool:

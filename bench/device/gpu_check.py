@@ -48,7 +48,7 @@ from bench.harness import environment as harness_environment  # noqa: E402
 from vitok import ViTokConfig  # noqa: E402
 
 # What each mode runs. GPU: the production sizes of the README's goals, each command limited so that one hang
-# leaves time for the rest; dry: the same stages small enough for 2 CPU cores in a few minutes, with a limit
+# leaves time for the rest; dry: the same stages at the smallest sizes that still train, with a limit
 # that only a hang reaches on a shared, busy machine.
 SETTINGS = {
     "gpu": {"variant": "S-B/16", "size": 256, "images": 320, "batch": 32, "steps": 40, "log_every": 5,

@@ -5,7 +5,7 @@
 # the repository's venv, tiny sizes, and PyAV made unimportable as it is there.
 #
 #   bash bench/device/run.sh OUT [WHEELS]      # GPU machine: python3, CUDA
-#   bash bench/device/run.sh --dry OUT         # here: .venv, CPU, a few minutes on 2 cores
+#   bash bench/device/run.sh --dry OUT         # here: .venv, CPU, tiny sizes
 set -euo pipefail
 DRY=()
 if [ "${1:-}" = --dry ]; then DRY=(--dry); shift; fi

@@ -20,7 +20,7 @@ def test_dry_run_measures_every_stage(tmp_path):
     proc = subprocess.Popen(["bash", "bench/device/run.sh", "--dry", str(out)], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        # A few minutes on 2 idle cores; the limit is for a shared machine under load.
+        # The limit is for a shared 2-core machine under load (docs/gpu_check.md: its measured duration).
         _, stderr = proc.communicate(timeout=1200)
     except subprocess.TimeoutExpired:
         proc.terminate()  # the check ends its running stage and that stage's Ray cluster (SIGTERM handler)
