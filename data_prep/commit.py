@@ -14,14 +14,13 @@ from data_prep.storage import Store
 from data_prep.units import WorkUnit
 
 
-def commit_tubelet_unit(store: Store, input_root: str, unit: WorkUnit, params: PrepParams,
-                        settings: S3Settings) -> dict:  # fmt: skip
+def commit_tubelet_unit(store: Store, unit: WorkUnit, params: PrepParams, settings: S3Settings) -> dict:
     """Process and commit `unit` unless already committed; return its record."""
-    return commit_once(store, unit.unit_id, lambda: _tubelet_record(store, input_root, unit, params, settings))
+    return commit_once(store, unit.unit_id, lambda: _tubelet_record(store, unit, params, settings))
 
 
-def _tubelet_record(store: Store, input_root: str, unit: WorkUnit, params: PrepParams, settings: S3Settings) -> dict:
-    out = process_unit(input_root, unit, params, settings)
+def _tubelet_record(store: Store, unit: WorkUnit, params: PrepParams, settings: S3Settings) -> dict:
+    out = process_unit(unit, params, settings)
     stats = out.stats()
     shard = None  # stays None when every input of the unit was quarantined
     if out.rows:

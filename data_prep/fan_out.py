@@ -17,26 +17,24 @@ from data_prep.units import WorkUnit
 PROGRESS = Progress(noun="units", counts=("inputs", "tubelets"))
 
 
-def prepare_units(output_root: str, input_root: str, units: list[WorkUnit], params: PrepParams,
-                  settings: S3Settings) -> None:  # fmt: skip
+def prepare_units(output_root: str, units: list[WorkUnit], params: PrepParams, settings: S3Settings) -> None:
     connect_ray()  # before usable_cpus, which asks the cluster; a no-op when a workflow has already connected
     # Longest first (video units decode far more pixels than image units), so the run does not end with
     # one worker busy on a long unit while the others idle.
     ordered = sorted(units, key=lambda u: u.media_type != "video")
-    kwargs = {"output_root": output_root, "input_root": input_root, "params": params, "settings": settings}
+    kwargs = {"output_root": output_root, "params": params, "settings": settings}
     fan_out([u.to_row() for u in ordered], TubeletWorker, kwargs, PROGRESS, actors=usable_cpus(), num_cpus=1)
 
 
 class TubeletWorker(UnitWorker):
     """Ray Data actor: processes and commits one unit per call and returns its counts."""
 
-    def __init__(self, output_root: str, input_root: str, params: PrepParams, settings: S3Settings):
+    def __init__(self, output_root: str, params: PrepParams, settings: S3Settings):
         self.store = open_store(output_root, settings)
-        self.input_root = input_root
         self.params = params
         self.settings = settings
 
     def run(self, row: dict) -> dict[str, int]:
         unit = WorkUnit.from_row(row)
-        stats = commit_tubelet_unit(self.store, self.input_root, unit, self.params, self.settings)["stats"]
+        stats = commit_tubelet_unit(self.store, unit, self.params, self.settings)["stats"]
         return {"inputs": stats["inputs_seen"], "tubelets": stats["tubelets"]}

@@ -8,8 +8,11 @@ import json
 
 from data_prep.errors import DataPrepError
 
-# Bumped when the way pixels are produced changes, so old shards never mix with new ones.
-PREP_VERSION = 2
+# Bumped when the way pixels or names are produced changes, so old shards never mix with new ones; an output
+# of an older version is refused with WHY_REBUILD (pipeline.py).
+PREP_VERSION = 3
+WHY_REBUILD = ("units, samples and random crops are now named by the input's path relative to the input root, "
+               "not its absolute location")  # fmt: skip
 CROPS = ("center", "random")
 LABEL_KINDS = ("", "parent-dir", "csv")
 

@@ -32,7 +32,7 @@ from data_prep.fan_out import prepare_units
 from data_prep.fingerprint import Fingerprint, fingerprint_all
 from data_prep.labels import extend_mapping, label_names, parse_labels_option
 from data_prep.manifest import write_manifest
-from data_prep.params import PrepParams
+from data_prep.params import PREP_VERSION, WHY_REBUILD, PrepParams
 from data_prep.sources import Selection, check_input, list_candidates
 from data_prep.storage import check_output
 from data_prep.units import plan_units
@@ -93,6 +93,9 @@ def run(
     names = label_names(label_source, root, candidates, settings) if label_source else {}
     store = check_output(output, settings)
     found = claim_params(store, params.to_dict())
+    if found is not None and found.get("prep_version") != PREP_VERSION:
+        raise DataPrepError(f"output {store.root}: prepared by data prep version {found.get('prep_version')}, this is "
+                            f"version {PREP_VERSION} ({WHY_REBUILD}); prepare into a new output")  # fmt: skip
     if found is not None:
         diff = ", ".join(differing_keys(found, params.to_dict()))
         raise DataPrepError(f"output {store.root}: prepared with other parameters ({diff}); use a new output")
@@ -122,7 +125,7 @@ def run(
         len(candidates), len(taken), len(files) - len(plan.ignored), len(plan.units), len(todo),
     )  # fmt: skip
     if todo:
-        prepare_units(store.root, root, todo, params, settings)
+        prepare_units(store.root, todo, params, settings)
 
     fresh = records_after_run(store, committed, [u.unit_id for u in todo], [u.unit_id for u in plan.units])
     records = list(base) + [committed[u.unit_id] for u in plan.units]

@@ -19,7 +19,7 @@ from data_prep.media.tubelets import VideoTooShort, plan_clips, to_tubelet
 from data_prep.params import PrepParams, stable_hash
 from data_prep.s3 import S3Settings
 from data_prep.schema import LABEL_COLUMNS, sample_id, split_of
-from data_prep.sources import local_path, relative_key
+from data_prep.sources import local_path
 from data_prep.units import WorkUnit
 
 
@@ -57,18 +57,19 @@ class UnitOutput:
         }
 
 
-def process_unit(root: str, unit: WorkUnit, params: PrepParams, settings: S3Settings) -> UnitOutput:
+def process_unit(unit: WorkUnit, params: PrepParams, settings: S3Settings) -> UnitOutput:
     out = UnitOutput()
     start = time.perf_counter()
     key = params.pixel_key()
     for member in unit.members:
-        uri = member["uri"]
+        uri, rel = member["uri"], member["key"]
         if member["problem"] is not None:
             out.quarantine.append({"uri": uri, **member["problem"]})
             continue
         out.input_bytes += max(0, member["size"])
-        # The crop anchor is seeded by the input, so "random" crops are the same on every rerun.
-        anchor = 0.5 if params.crop == "center" else int(stable_hash(uri, key, "crop", length=8), 16) / 16**8
+        # The crop anchor is seeded by the input's relative path, so "random" crops are the same on every rerun
+        # and wherever the corpus lies.
+        anchor = 0.5 if params.crop == "center" else int(stable_hash(rel, key, "crop", length=8), 16) / 16**8
         try:
             with local_path(uri, settings) as path:
                 if unit.media_type == "image":
@@ -86,12 +87,12 @@ def process_unit(root: str, unit: WorkUnit, params: PrepParams, settings: S3Sett
                 {"uri": uri, "stage": "read", "error_type": type(e).__name__, "message": _one_line(e)}
             )
             continue
-        split = split_of(relative_key(root, uri), params.val_fraction)
+        split = split_of(rel, params.val_fraction)
         label = {k: member[k] for k in LABEL_COLUMNS if k in member}  # empty when the output has no labels
         for clip_index, (meta, pixels) in enumerate(clips):
             out.rows.append(
                 {
-                    "sample_id": sample_id(uri, clip_index, key),
+                    "sample_id": sample_id(rel, clip_index, key),
                     "source_uri": uri,
                     "clip_index": clip_index,
                     "split": split,

@@ -1,4 +1,4 @@
-"""The row schema of tubelet shards (DESIGN.md section 5) and of the quarantine table."""
+"""The row schema of tubelet shards and of the quarantine table."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ SCALAR_COLUMNS = {
 LABEL_COLUMNS = {"label": pa.int32(), "label_name": pa.string()}
 
 
-def sample_id(source_uri: str, clip_index: int, pixel_key: str) -> str:
-    return stable_hash(source_uri, str(clip_index), pixel_key, length=32)
+def sample_id(relative_key: str, clip_index: int, pixel_key: str) -> str:
+    """The clip's id: its file's path relative to the corpus root, so the id does not move with the corpus."""
+    return stable_hash(relative_key, str(clip_index), pixel_key, length=32)
 
 
 def split_of(relative_key: str, val_fraction: float) -> str:

@@ -28,6 +28,7 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v"})
 @dataclasses.dataclass(frozen=True)
 class InputFile:
     uri: str
+    key: str  # the path relative to the input root (for s3://, the key under the prefix): what names it
     size: int  # bytes; -1 when the file could not be stat-ed (it is still an input and will be quarantined)
     version: str  # changes when the content may have: mtime_ns locally, the ETag on S3
     named_media: str | None  # the media type its extension promises; None: no extension, or only a glob chose it
@@ -96,7 +97,8 @@ def list_candidates(
             continue
         reason = selection.passed_over(rel)
         if reason is None:
-            candidates.append(InputFile(uri=uri, size=size, version=version, named_media=media_type_of(rel)))
+            file = InputFile(uri=uri, key=rel, size=size, version=version, named_media=media_type_of(rel))
+            candidates.append(file)
         else:
             passed_over.append({"uri": uri, "reason": reason})
     candidates.sort(key=lambda f: f.uri)

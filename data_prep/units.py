@@ -2,7 +2,8 @@
 
 A unit is the grain of exactly-once: its shard, quarantine records and stats are committed together
 (see commit.py), and a rerun skips a unit whose record exists. The id hashes the prep parameters and each
-member's URI, content hash and dedup decision, so the same inputs always give the same unit and shard name.
+member's path relative to the input root, content hash and dedup decision, so the same inputs always give
+the same unit and shard name, wherever the corpus lies (another folder, another bucket or prefix).
 
 Decisions the driver takes before any decoding travel with each member as `problem`: unreadable (stage
 "read"), not media by content (stage "sniff"), no label where the output has labels (stage "label"), or
@@ -29,7 +30,8 @@ MISSING_LABEL = {
 class WorkUnit:
     unit_id: str
     media_type: str
-    members: tuple[dict, ...]  # {"uri", "size", "version", "sha256", "sniffed", "problem"[, "label", "label_name"]}
+    # {"uri", "key", "size", "version", "sha256", "sniffed", "problem"[, "label", "label_name"]}
+    members: tuple[dict, ...]
 
     @property
     def uris(self) -> tuple[str, ...]:
@@ -86,7 +88,7 @@ def plan_units(
                        "message": f"same bytes as {seen[fp.sha256]}"}  # fmt: skip
         else:
             seen[fp.sha256] = f.uri
-        member = {"uri": f.uri, "size": f.size, "version": f.version, **fp.to_dict(), "problem": problem}
+        member = {"uri": f.uri, "key": f.key, "size": f.size, "version": f.version, **fp.to_dict(), "problem": problem}
         if labels is not None:
             member["label"], member["label_name"] = label if label is not None else (None, None)
         by_media[fp.sniffed or f.named_media or "image"].append(member)
@@ -96,9 +98,9 @@ def plan_units(
         members = by_media[media_type]
         for start in range(0, len(members), per_unit):
             group = tuple(members[start : start + per_unit])
-            # Unlabelled members hash as they always have, so outputs without labels keep their unit ids.
+            # Members without labels hash no label, so adding labels to the prep never renames those units.
             ident = [
-                json.dumps([m["uri"], m["sha256"], m["problem"] and m["problem"]["stage"]]
+                json.dumps([m["key"], m["sha256"], m["problem"] and m["problem"]["stage"]]
                            + ([m["label_name"]] if "label_name" in m else []))
                 for m in group
             ]  # fmt: skip
