@@ -46,7 +46,7 @@ from vitok.losses import stage1_loss  # noqa: E402
 from workflows.config import TrainConfig  # noqa: E402
 from workflows.training.evaluation import pixels_to_model_input  # noqa: E402
 from workflows.training.optim import build_optimizer  # noqa: E402
-from workflows.tracking import MlflowClient, prepare_tracking  # noqa: E402
+from workflows.tracking import metric_history, prepare_tracking, tracking_client  # noqa: E402
 from workflows.training.spec import run_training  # noqa: E402
 from workflows.training.plan import plan_run  # noqa: E402
 
@@ -97,9 +97,9 @@ def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
 def trainer(config: TrainConfig, tracking: Path) -> dict:
     uri, experiment_id = prepare_tracking(f"sqlite:///{tracking}", "bench-train-step")
     result = run_training(plan_run(config), uri, experiment_id, storage=str(tracking.parent / "ray"))
-    client = MlflowClient(uri)
-    rates = [m.value for m in client.get_metric_history(result.run_id, "samples_per_s")][1:]  # drop warm-up
-    waits = [m.value for m in client.get_metric_history(result.run_id, "data_wait_fraction")][1:]
+    client = tracking_client(uri)
+    rates = [value for _, value in metric_history(client, result.run_id, "samples_per_s")][1:]  # drop warm-up
+    waits = [value for _, value in metric_history(client, result.run_id, "data_wait_fraction")][1:]
     rate = statistics.median(rates)
     return {
         "step_s": config.train.global_batch_size / rate,

@@ -53,9 +53,9 @@ from workflows.sweeps.runner import SweepRunner
 from workflows.sweeps.summary import CONSOLE_COLUMNS, CONSOLE_GENERATION_COLUMNS, summary_row
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
-    CONFIG_ROLE, LOWER_IS_BETTER, ROLE_TAG, MlflowClient, check_tracking_store, dashboard_lines, git_commit,
-    open_parent, prepare_tracking, register_exports, registered_model_name, resolve_tracking_uri,
-    run_artifact_uri, set_alias_to_best, start_system_metrics, sweep_exports,
+    CONFIG_ROLE, LOWER_IS_BETTER, ROLE_TAG, MlflowClient, check_tracking_store, dashboard_lines, end_run, git_commit,
+    log_metrics, open_parent, prepare_tracking, register_exports, registered_model_name, resolve_tracking_uri,
+    run_artifact_uri, set_alias_to_best, start_system_metrics, sweep_exports, tracking_client,
 )
 from workflows.training.spec import TokenizerSpec, run_training
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.register_only:  # the registry only: no shards read, no Ray, nothing trained
             tracking_uri = check_outputs(args, probed=False)
             tracking_uri, experiment_id = prepare_tracking(tracking_uri, sweep.experiment)
-            register_tokenizers(MlflowClient(tracking_uri), experiment_id, sweep.name, args.alias, args.best_by)
+            register_tokenizers(tracking_client(tracking_uri), experiment_id, sweep.name, args.alias, args.best_by)
             return 0
         if args.shards and "://" not in args.shards and not Path(args.shards).is_dir():
             raise ConfigError(f"--shards {args.shards}: no such folder")  # a dry run would plan without them
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     tracking_uri, experiment_id = prepare_tracking(tracking_uri, sweep.experiment)
-    client = MlflowClient(tracking_uri)
+    client = tracking_client(tracking_uri)
     tags = {"sweep": sweep.name, "study": sweep.study or "-", "git_commit": git_commit()}
     params = {"config_file": sweep.source, "num_configs": len(sweep.configs), "study": sweep.study or "-",
               **{f"axis.{k}": ",".join(map(str, v)) for k, v in sweep.axes.items()}}
@@ -245,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         register_tokenizers(client, experiment_id, sweep.name, args.alias, args.best_by)
     except LookupError as err:  # e.g. every config failed: no version to point the alias at
         say(f"registry: alias '{args.alias}' not set: {err}")
-    client.log_metric(parent_id, "sweep_wall_time_s", time.perf_counter() - start)
+    log_metrics(client, parent_id, {"sweep_wall_time_s": time.perf_counter() - start})
     if monitor is not None:
         monitor.finish()
     # A failed generation probe fails the sweep too: the parent stays resumable, and a rerun redoes the probe.
     failed = sum(1 for r in rows if not r.finished or (r.probed and r.gen_status != "finished"))
-    client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
+    end_run(client, parent_id, failed=bool(failed))
 
     columns = CONSOLE_COLUMNS + (CONSOLE_GENERATION_COLUMNS if probed else [])
     table = rows_to_markdown([{k: r.columns()[k] for k in columns} for r in rows])

@@ -248,6 +248,48 @@ def log_text_files(client: MlflowClient, run_id: str, files: dict[str, str], art
             client.log_artifact(run_id, str(path), artifact_path)
 
 
+def tracking_client(tracking_uri: str, registry: bool = False) -> MlflowClient:
+    """The client every other module holds (as an opaque handle passed back to this module's functions);
+    `registry`: the model registry lives in the same store."""
+    return MlflowClient(tracking_uri, registry_uri=tracking_uri) if registry else MlflowClient(tracking_uri)
+
+
+def run_metrics(client: MlflowClient, run_id: str) -> dict[str, float]:
+    """The run's latest value of each metric."""
+    return dict(client.get_run(run_id).data.metrics)
+
+
+def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of every logged value of one metric, by step."""
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float]) -> None:
+    """Logs run-level metrics (no step)."""
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_files(client: MlflowClient, run_id: str, paths: list[Path], artifact_path: str | None = None) -> None:
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path)
+
+
+def run_named(client: MlflowClient, name: str, experiment: str | None = None) -> str | None:
+    """The id of a run named `name` in the experiment named `experiment` (any experiment: None); None if none."""
+    ids = [e.experiment_id for e in client.search_experiments() if experiment is None or e.name == experiment]
+    found = client.search_runs(ids, f"tags.mlflow.runName = '{name}'", max_results=1) if ids else []
+    return found[0].info.run_id if found else None
+
+
+def end_run(client: MlflowClient, run_id: str, failed: bool = False) -> None:
+    client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+
 # Each training run's per-sample validation values (evaluation's columns: sample_id, group, psnr, ...), so a
 # sweep's report can resample every run's validation set alike.
 PER_SAMPLE_ARTIFACT = "eval/per_sample.json"

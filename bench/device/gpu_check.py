@@ -263,17 +263,14 @@ class GpuMemorySampler:
 def logged_rates(tracking: str, run_name: str, experiment: str | None) -> dict:
     """The run's samples/s and data-wait fraction as it logged them to MLflow: the median over logged windows
     after the first (which holds start-up and, with compile, compilation), read with MLflow's client."""
-    from mlflow.tracking import MlflowClient
+    from workflows.tracking import metric_history, run_named, tracking_client
 
-    client = MlflowClient(tracking)
-    experiments = [e.experiment_id for e in client.search_experiments()
-                   if experiment is None or e.name == experiment]  # fmt: skip
-    found = client.search_runs(experiments, f"tags.mlflow.runName = '{run_name}'", max_results=1)
-    if not found:
+    client = tracking_client(tracking)
+    run_id = run_named(client, run_name, experiment)
+    if run_id is None:
         return {"run_id": None}
-    run_id = found[0].info.run_id
-    rates = [m.value for m in sorted(client.get_metric_history(run_id, "samples_per_s"), key=lambda m: m.step)]
-    waits = [m.value for m in client.get_metric_history(run_id, "data_wait_fraction")]
+    rates = [value for _, value in metric_history(client, run_id, "samples_per_s")]
+    waits = [value for _, value in metric_history(client, run_id, "data_wait_fraction")]
     result = {"run_id": run_id, "logged_windows": len(rates)}
     if len(rates) >= 2:
         result["samples_per_s"] = round(statistics.median(rates[1:]), 3)

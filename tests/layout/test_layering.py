@@ -1,10 +1,11 @@
-"""The layering rules, read off the source with `ast` (no imports run):
+"""The layering rules of ARCHITECTURE.md, read off the source with `ast` (no imports run):
 
 - vitok/ is pure PyTorch: no ray, mlflow, deepspeed or boto3;
 - data_prep/ never imports workflows/;
 - the workflows/ root holds only the entry scripts, `__init__.py` and the shared config and tracking modules;
 - no workflows subpackage imports an entry script, and a training run (workflows/training/) imports no sweep code;
-- the run engine (workflows/runs/) imports no sweep or report code, nor any kind of run that it drives.
+- the run engine (workflows/runs/) imports no sweep or report code, nor any kind of run that it drives;
+- only workflows/tracking.py imports mlflow.
 """
 
 from __future__ import annotations
@@ -67,3 +68,13 @@ def test_a_training_run_imports_no_sweep_code():
 def test_the_run_engine_imports_no_sweep_report_or_kind_of_run():
     kinds = ("workflows.sweeps", "workflows.reports", "workflows.training", "workflows.generation")
     assert offenders("workflows/runs", lambda n: n.startswith(kinds)) == []
+
+
+def test_only_the_tracking_module_imports_mlflow():
+    """Every MLflow call goes through workflows/tracking.py (ARCHITECTURE.md): the rest of the code, benchmarks
+    included, holds a client only as a handle it passes back to that module's functions."""
+    tracking = REPO / "workflows" / "tracking.py"
+    found = [entry for folder in ("vitok", "data_prep", "workflows", "bench", "infra")
+             for entry in offenders(folder, lambda n: n.split(".")[0] == "mlflow")
+             if not entry.startswith(str(tracking.relative_to(REPO)) + ":")]  # fmt: skip
+    assert found == []

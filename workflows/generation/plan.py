@@ -26,7 +26,7 @@ from workflows.latents.errors import LatentsError
 from workflows.latents.latent_manifest import read_latent_manifest
 from workflows.latents.manifest import STATS
 from workflows.latents.tokenizer import Tokenizer, load_tokenizer
-from workflows.tracking import MlflowClient, run_by_id
+from workflows.tracking import MlflowClient, run_by_id, tracking_client
 from workflows.training.plan import RunPlan
 
 # Params of the tokenizer's own run copied onto the generator run (as `tokenizer.<key>`), so that one run's
@@ -145,7 +145,7 @@ def plan_generation(
     """
     if bool(tokenizer_run) == bool(tokenizer):
         raise GenerationError("name the tokenizer once: by its MLflow run (tokenizer run id) or by a reference")
-    client = MlflowClient(tracking_uri)
+    client = tracking_client(tracking_uri)
     store = open_store(_absolute(latents), s3.S3Settings())
     try:
         manifest = read_latent_manifest(store)

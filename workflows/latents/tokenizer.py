@@ -26,7 +26,7 @@ from vitok.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fetch_s3
 from vitok.config import token_grid
 from workflows.latents.errors import LatentsError
 from workflows.tracking import (
-    MlflowClient, check_tracking_store, fetch_artifacts, find_model_version, resolve_tracking_uri, run_artifact_uri,
+    check_tracking_store, fetch_artifacts, find_model_version, resolve_tracking_uri, run_artifact_uri, tracking_client,
 )  # fmt: skip
 
 _RUNS = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
@@ -113,11 +113,11 @@ def _from_s3(uri: str, endpoint_url: str | None, tmp: Path) -> Path:
 
 
 def _from_mlflow(reference: str, tracking_uri: str, tmp: Path) -> tuple[Path, str, dict]:
-    try:  # fast, and before MlflowClient, which would create an empty SQLite store or retry a dead server
+    try:  # fast, and before a tracking client, which would create an empty SQLite store or retry a dead server
         check_tracking_store(tracking_uri, must_exist=True)
     except ValueError as err:
         raise LatentsError(f"tokenizer {reference}: {err}") from None
-    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    client = tracking_client(tracking_uri, registry=True)
     runs, models = _RUNS.match(reference), _MODELS.match(reference)
     try:
         if runs:

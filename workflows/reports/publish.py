@@ -7,15 +7,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlflow.tracking import MlflowClient
-
 from workflows.reports.findings import METRICS, findings_markdown, judge_findings
 from workflows.reports.generation_findings import generation_metric, generation_rows
 from workflows.reports.fits import Fit, fit_rows
 from workflows.reports.paired import attach_paired_draws
 from workflows.reports.plots import make_plots, varies
 from workflows.reports.tables import rows_to_csv, rows_to_markdown
-from workflows.tracking import load_per_sample, log_text_files
+from workflows.tracking import MlflowClient, load_per_sample, log_files, log_metrics, log_text_files, set_tags
 
 if TYPE_CHECKING:  # the rows' type only: the report reads their attributes
     from workflows.sweeps.summary import SummaryRow
@@ -65,10 +63,7 @@ def publish_results(client: MlflowClient, parent_id: str, sweep_name: str, study
     log_text_files(client, parent_id, {"summary.csv": rows_to_csv(columns), "summary.md": rows_to_markdown(columns),
                                        "findings.md": text})
     with tempfile.TemporaryDirectory() as tmp:
-        for path in make_plots(rows, Path(tmp) / "plots"):
-            client.log_artifact(parent_id, str(path), "plots")
-    for key, value in fit_metrics(rows).items():
-        client.log_metric(parent_id, key, value)
-    for f in findings:
-        client.set_tag(parent_id, f"finding.{f.id}", f.verdict)
+        log_files(client, parent_id, make_plots(rows, Path(tmp) / "plots"), "plots")
+    log_metrics(client, parent_id, fit_metrics(rows))
+    set_tags(client, parent_id, {f"finding.{f.id}": f.verdict for f in findings})
     return text

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import ray
-from mlflow.tracking import MlflowClient
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
@@ -21,7 +20,7 @@ from workflows.runs.spec import RunSpec
 from workflows.runs.worker import WorkerConfig, train_loop_per_worker
 from workflows.runtime.console import say
 from workflows.runtime.paths import storage_location
-from workflows.tracking import RunResult, open_run
+from workflows.tracking import RunResult, open_run, run_metrics, tracking_client
 
 
 def copy_export(export: Path, destination: str) -> None:
@@ -54,7 +53,7 @@ def run(
     `work/ray_results` in the working folder.
     """
     check_cluster_can_hold(spec, ray.cluster_resources())
-    client = MlflowClient(tracking_uri)
+    client = tracking_client(tracking_uri)
     run_id, finished = open_run(client, experiment_id, spec.name, spec.params(), tags, parent_run_id)
     if finished is not None:
         return finished
@@ -81,6 +80,6 @@ def run(
     export = Path(result.checkpoint.path) / EXPORT_DIR if result.checkpoint else None
     if export is not None and spec.export_to:
         copy_export(export, spec.export_to)
-    metrics = client.get_run(run_id).data.metrics
+    metrics = run_metrics(client, run_id)
     say(result_line(spec, metrics, wall))
     return RunResult(run_id, dict(metrics), wall, skipped=False, export=str(export) if export else None)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import threading
 import time
 
-from mlflow.tracking import MlflowClient
-
 from workflows.runtime.console import say
+from workflows.tracking import MlflowClient, end_run, log_metrics, metric_history
 
 POLL_SECONDS = 2.0
 
@@ -44,7 +43,7 @@ class ProgressFollower:
         self._thread = threading.Thread(target=self._follow, name=f"progress-{name}", daemon=True)
 
     def __enter__(self) -> "ProgressFollower":
-        self.shown = max((m.step for m in self.client.get_metric_history(self.run_id, "train_loss")), default=0)
+        self.shown = max((step for step, _ in metric_history(self.client, self.run_id, "train_loss")), default=0)
         self._thread.start()
         return self
 
@@ -54,15 +53,14 @@ class ProgressFollower:
         self.poll()  # the steps logged since the last poll
 
     def poll(self) -> None:
-        losses = self.client.get_metric_history(self.run_id, "train_loss")
-        new = sorted((m for m in losses if m.step > self.shown), key=lambda m: m.step)
+        new = [(step, loss) for step, loss in metric_history(self.client, self.run_id, "train_loss")
+               if step > self.shown]  # fmt: skip
         if not new:
             return
-        rates = {m.step: m.value for m in self.client.get_metric_history(self.run_id, "samples_per_s")}
-        for metric in new:
-            say(progress_line(self.name, metric.step, self.total_steps, metric.value, rates.get(metric.step),
-                              self.global_batch))
-            self.shown = metric.step
+        rates = dict(metric_history(self.client, self.run_id, "samples_per_s"))
+        for step, loss in new:
+            say(progress_line(self.name, step, self.total_steps, loss, rates.get(step), self.global_batch))
+            self.shown = step
 
     def _follow(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
@@ -80,8 +78,8 @@ def fit_followed(trainer, client: MlflowClient, run_id: str, name: str, steps: i
         with ProgressFollower(client, run_id, name, steps, global_batch):
             result = trainer.fit()
     except Exception:
-        client.set_terminated(run_id, status="FAILED")
+        end_run(client, run_id, failed=True)
         raise
     wall = time.perf_counter() - start
-    client.log_metric(run_id, "wall_time_s", wall)
+    log_metrics(client, run_id, {"wall_time_s": wall})
     return result, wall

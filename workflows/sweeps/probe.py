@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlflow.tracking import MlflowClient
 
 from workflows.config import GenerationConfig
 from workflows.generation.spec import run_generator
@@ -19,7 +18,7 @@ from workflows.generation.plan import plan_generation
 from workflows.latents.params import CacheOptions
 from workflows.latents.pipeline import cache_latents
 from workflows.runtime.console import say
-from workflows.tracking import RunResult, find_run, finished_result
+from workflows.tracking import MlflowClient, RunResult, find_run, finished_result
 from workflows.training.plan import RunPlan
 
 

@@ -22,12 +22,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from mlflow.tracking import MlflowClient
-
 from workflows.runtime.console import say
 from workflows.runtime.paths import SWEEP_EXPORTS
 from workflows.sweeps.sweep_file import DEP_PREFIX
-from workflows.tracking import RunResult, find_run, finished_result, model_export_location
+from workflows.tracking import MlflowClient, RunResult, find_run, finished_result, model_export_location
 from workflows.training.plan import RunPlan
 
 DATA_HEADROOM_CPU = 2  # CPUs left free for Ray Data's read/split tasks beside the training workers
