@@ -92,7 +92,13 @@ class TrainSection:
     eval_samples: int = 64  # held-out samples used for the final PSNR/SSIM
     threads_per_worker: int = 0  # torch intra-op threads per worker; 0 = cores / workers
     stage: int = 1  # 1: MSE + LPIPS + KL; 2: encoder frozen, decoder + GAN discriminator
-    init_from: str = ""  # stage 2: a stage-1 export (folder or s3:// URI with model.safetensors + config.json)
+    # An exported tokenizer to start from (a folder or s3:// URI with model.safetensors + config.json; train.py
+    # also takes runs:/ and models:/): required at stage 2; at stage 1 a fine-tune. The model is the export's,
+    # whatever model.variant says. Empty: fresh weights.
+    init_from: str = ""
+    # What stays fixed: "encoder" (decoder-only training: the latent space, cached latents and generators
+    # trained on them stay valid) or "none". Unset: "encoder" at stage 2, "none" at stage 1.
+    freeze: str = ""
     checkpoint_every: int = 100  # steps between DeepSpeed checkpoints (0: only at the end)
     keep_checkpoints: int = 2  # Ray Train keeps this many latest checkpoints
     max_failures: int = 0  # worker-group restarts Ray Train may make; each resumes from the last checkpoint
@@ -100,6 +106,8 @@ class TrainSection:
     export_to: str = ""  # also copy the final export (model.safetensors + config.json) here: folder or s3://
 
     def __post_init__(self) -> None:
+        if not self.freeze:
+            self.freeze = "encoder" if self.stage == 2 else "none"
         if self.zero_stage == "auto":
             # Stage 0 cannot accumulate bf16 gradients in fp32 (see validate), stage 2 can.
             self.zero_stage = 0 if self.num_workers == 1 and not self.accumulates_bf16 else 2
@@ -203,6 +211,9 @@ class TrainConfig(ValidatedConfig):
             (min(o.gan_start_step, o.gan_warmup_steps) >= 0, "optim", "GAN start and warm-up must be >= 0"),
             (t.stage in (1, 2), "train.stage", "must be 1 or 2"),
             (t.stage == 1 or bool(t.init_from), "train.init_from", "is required for stage 2 (a stage-1 export)"),
+            (t.freeze in ("encoder", "none"), "train.freeze", "must be 'encoder' or 'none'"),
+            (t.freeze == "none" or bool(t.init_from), "train.freeze",
+             "'encoder' needs train.init_from (a fresh encoder would stay random)"),
             (t.stage == 2 or o.gan_weight == 0, "optim.gan_weight", "is a stage-2 term; set train.stage: 2"),
             (min(t.checkpoint_every, t.max_failures, t.grid_every) >= 0, "train", "checkpoint_every, "
              "max_failures and grid_every must be >= 0"),

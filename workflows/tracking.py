@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,8 +47,6 @@ class RunResult:
     skipped: bool = False  # it had already FINISHED; nothing was trained this time
     export: str | None = None  # the exported weights (model.safetensors + config.json), when trained now
 
-
-# ---------------------------------------------------------------------------------------------- the store
 
 def default_tracking_uri() -> str:
     """The embedded default: a SQLite store in the working folder (the file store is deprecated)."""
@@ -152,8 +151,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-# ---------------------------------------------------------------------------------------------- runs by name
-
 def find_run(client: MlflowClient, experiment_id: str, name: str, parent_run_id: str | None) -> Run | None:
     """The newest run named `name` under `parent_run_id` (None: a top-level run), or None."""
     query = f"attributes.run_name = '{name}'"
@@ -229,10 +226,7 @@ def open_parent(client: MlflowClient, experiment_id: str, sweep: str, params: di
 def model_export_location(client: MlflowClient, run_id: str, cache_dir: Path) -> str:
     """Where a finished run's model export (its `model/` artifact) can be loaded from by trainers: s3://
     as it is (every worker reads it), a local store's own folder, else a copy downloaded into `cache_dir`."""
-    uri = f"{run_by_id(client, run_id).info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
-    if uri.startswith("s3://"):
-        return uri
-    return str(fetch_artifacts(client, uri, Path(cache_dir).resolve() / run_id))
+    return export_location(client, f"runs:/{run_id}/{MODEL_ARTIFACT}", cache_dir)
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
@@ -249,8 +243,7 @@ def log_text_files(client: MlflowClient, run_id: str, files: dict[str, str], art
 
 
 def tracking_client(tracking_uri: str, registry: bool = False) -> MlflowClient:
-    """The client every other module holds (as an opaque handle passed back to this module's functions);
-    `registry`: the model registry lives in the same store."""
+    """The handle other modules pass back to these functions; `registry`: the registry is in the same store."""
     return MlflowClient(tracking_uri, registry_uri=tracking_uri) if registry else MlflowClient(tracking_uri)
 
 
@@ -264,10 +257,9 @@ def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[in
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
-def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float]) -> None:
-    """Logs run-level metrics (no step)."""
+def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float], step: int = 0) -> None:
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
@@ -309,14 +301,13 @@ class RunLogger:
 
     def __init__(self, tracking_uri: str, run_id: str):
         self.client = MlflowClient(tracking_uri)
-        self.run_id = run_id
+        self.tracking_uri, self.run_id = tracking_uri, run_id
 
     def metrics(self, values: dict[str, float], step: int) -> None:
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+        log_metrics(self.client, self.run_id, values, step)
 
     def tags(self, values: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
+        set_tags(self.client, self.run_id, values)
 
     def image(self, array: np.ndarray, artifact_file: str) -> None:
         self.client.log_image(self.run_id, array, artifact_file=artifact_file)
@@ -356,7 +347,6 @@ def start_system_metrics(tracking_uri: str, run_id: str, interval_s: float):
         return None
 
 
-# ---------------------------------------------------------------------------------------------- model registry
 # Every tokenizer a sweep exports becomes a version of one registered model per sweep, so it can be named as
 # `models:/<name>/<version>` or `models:/<name>@<alias>` (workflows/latents/tokenizer.py resolves those).
 
@@ -440,6 +430,33 @@ def find_model_version(client: MlflowClient, name: str, version: str | None = No
         raise LookupError(f"registered model '{name}' has no version {version} (its versions: {listed})") from None
 
 
+_RUNS_REFERENCE = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
+_MODELS_REFERENCE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))$")
+
+
+def registry_source(client: MlflowClient, reference: str) -> tuple[str, dict[str, str]]:
+    """(artifact URI, what it is in the registry: run_id, and name/version/alias for a model) of a `runs:/<run
+    id>/<path>`, `models:/<name>/<version>` or `models:/<name>@<alias>` reference. LookupError when it names
+    nothing that exists, ValueError when it is none of these forms."""
+    runs, models = _RUNS_REFERENCE.match(reference), _MODELS_REFERENCE.match(reference)
+    if runs:
+        return run_artifact_uri(client, runs["run_id"], runs["path"].strip("/")), {"run_id": runs["run_id"]}
+    if models:
+        version = find_model_version(client, models["name"], models["version"], models["alias"])
+        return version.source, {"name": version.name, "version": str(version.version), "run_id": version.run_id,
+                                **({"alias": models["alias"]} if models["alias"] else {})}  # fmt: skip
+    raise ValueError("expected runs:/<run_id>/<path>, models:/<name>/<version> or models:/<name>@<alias>")
+
+
+def export_location(client: MlflowClient, reference: str, cache_dir: Path) -> str:
+    """Where trainers load a registry reference's export from: s3:// as it is (every worker reads it), a local
+    store's own folder, else a copy downloaded into `cache_dir`."""
+    source, _ = registry_source(client, reference)
+    if source.startswith("s3://"):
+        return source
+    return str(fetch_artifacts(client, source, Path(cache_dir).resolve() / re.sub(r"[^\w.-]+", "_", reference)))
+
+
 def run_artifact_uri(client: MlflowClient, run_id: str, path: str) -> str:
     """The URI of artifact `path` of run `run_id`; LookupError when the run or the artifact does not exist."""
     run = run_by_id(client, run_id)
@@ -470,7 +487,6 @@ def sweep_exports(client: MlflowClient, experiment_id: str, sweep: str) -> list[
                              "E": r.data.params.get("E", "")}) for r in runs]  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------- generator runs
 # A generator run (workflows/generation/) is a child of the tokenizer run whose latents it trains on.
 
 def run_by_id(client: MlflowClient, run_id: str) -> Run:

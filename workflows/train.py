@@ -12,6 +12,7 @@ checkpoint, and skips a finished one. Bad input (a flag, the sweep file, the run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,15 +24,28 @@ import ray
 
 from data_prep.cli import OneLineParser, unwritable
 from data_prep.ray_session import connect_ray
-from workflows.config import ConfigError, absolute_location
+from workflows.config import ConfigError, TrainConfig, absolute_location
 from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
 from workflows.runtime.console import configure_console, say
+from workflows.runtime.paths import REGISTRY_EXPORTS
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
-    check_tracking_store, dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri,
+    check_tracking_store, dashboard_lines, export_location, git_commit, prepare_tracking, resolve_tracking_uri,
+    tracking_client,
 )  # fmt: skip
 from workflows.training.plan import plan_run
 from workflows.training.spec import TokenizerSpec, run_training
+
+
+def fetched_init_from(config: TrainConfig, tracking_uri: str) -> TrainConfig:
+    """`config` with its registry `train.init_from` (runs:/, models:/) replaced by where the export can be
+    loaded from: s3:// as it is, else a local copy under work/registry_exports."""
+    reference = config.train.init_from
+    try:
+        location = export_location(tracking_client(tracking_uri, registry=True), reference, REGISTRY_EXPORTS)
+    except (LookupError, ValueError) as err:
+        raise ConfigError(f"train.init_from {reference}: {err}") from None
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, init_from=location))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="workflows/configs/smoke.yaml", help="sweep YAML file")
     parser.add_argument("--run", required=True, help="name of the run in the sweep file to train")
     parser.add_argument("--shards", default=None, help="override data.shards")
+    parser.add_argument("--init-from", default=None,
+                        help="override train.init_from: the exported tokenizer to fine-tune (a folder, s3://, "
+                             "runs:/<run id>/model, models:/<name>/<version> or models:/<name>@<alias>)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite ./mlflow.db)")
     parser.add_argument("--storage", "--storage-path", dest="storage", default=None,
                         help="Ray Train storage for checkpoints: a folder, a path all nodes share, or s3:// "
@@ -47,20 +64,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show Ray's, DeepSpeed's and the workers' logs")
     args = parser.parse_args(argv)
     configure_console(args.verbose)
-    overrides = {"data": {"shards": absolute_location(args.shards)}} if args.shards else None
+    overrides: dict = {}
+    if args.shards:
+        overrides["data"] = {"shards": absolute_location(args.shards)}
+    if args.init_from:
+        overrides["train"] = {"init_from": args.init_from}
     try:
-        sweep = load_sweep(args.config, overrides)
+        sweep = load_sweep(args.config, overrides or None)
         matches = [c for c in sweep.configs if c.name == args.run]
         if not matches:
             names = ", ".join(c.name for c in sweep.configs)
             raise ConfigError(f"{args.config}: no run named '{args.run}' (runs: {names})")
-        plan = plan_run(matches[0], where=args.config)
         why = args.storage and unwritable(args.storage)
         if why:
             raise ConfigError(f"--storage {args.storage}: {why}")
         tracking_uri = resolve_tracking_uri(args.tracking_uri)
-        check_tracking_store(tracking_uri)
-    except (ConfigError, ValueError, OSError) as err:
+        config = matches[0]
+        from_registry = config.train.init_from.startswith(("runs:/", "models:/"))
+        check_tracking_store(tracking_uri, must_exist=from_registry)
+        if from_registry:
+            config = fetched_init_from(config, tracking_uri)
+        plan = plan_run(config, where=args.config)
+    except (ConfigError, LookupError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     connect_ray(args.verbose)

@@ -100,3 +100,13 @@ def test_peak_lr_follows_batch_scaling_rule():
     small = TrainConfig.from_dict({"optim": {"base_lr": 1e-4}, "train": {"micro_batch_size": 8, "grad_accum": 3,
                                                                           "num_workers": 2}})
     assert small.train.global_batch_size == 48 and small.peak_lr == pytest.approx(1.875e-5)
+
+
+def test_freeze_defaults_to_the_encoder_at_stage_2_and_to_nothing_at_stage_1():
+    assert TrainConfig.from_dict({"train": {"stage": 2, "init_from": "/export"}}).train.freeze == "encoder"
+    assert TrainConfig.from_dict({"train": {"init_from": "/export"}}).train.freeze == "none"
+    assert TrainConfig.from_dict({"train": {"init_from": "/export", "freeze": "encoder"}}).train.freeze == "encoder"
+    with pytest.raises(ConfigError, match="train.freeze 'encoder' needs train.init_from"):
+        TrainConfig.from_dict({"train": {"freeze": "encoder"}})
+    with pytest.raises(ConfigError, match="train.freeze must be 'encoder' or 'none'"):
+        TrainConfig.from_dict({"train": {"init_from": "/export", "freeze": "decoder"}})

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import tempfile
 from pathlib import Path
 
@@ -26,11 +25,9 @@ from vitok.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fetch_s3
 from vitok.config import token_grid
 from workflows.latents.errors import LatentsError
 from workflows.tracking import (
-    check_tracking_store, fetch_artifacts, find_model_version, resolve_tracking_uri, run_artifact_uri, tracking_client,
+    check_tracking_store, fetch_artifacts, registry_source, resolve_tracking_uri, tracking_client,
 )  # fmt: skip
 
-_RUNS = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
-_MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,24 +115,11 @@ def _from_mlflow(reference: str, tracking_uri: str, tmp: Path) -> tuple[Path, st
     except ValueError as err:
         raise LatentsError(f"tokenizer {reference}: {err}") from None
     client = tracking_client(tracking_uri, registry=True)
-    runs, models = _RUNS.match(reference), _MODELS.match(reference)
     try:
-        if runs:
-            source = run_artifact_uri(client, runs["run_id"], runs["path"].strip("/"))
-            registry = {"run_id": runs["run_id"]}
-        elif models:
-            version = find_model_version(client, models["name"], models["version"], models["alias"])
-            source = version.source
-            registry = {"name": version.name, "version": str(version.version), "run_id": version.run_id,
-                        **({"alias": models["alias"]} if models["alias"] else {})}  # fmt: skip
-        else:
-            raise LatentsError(f"tokenizer {reference}: expected runs:/<run_id>/<path>, models:/<name>/<version> "
-                               "or models:/<name>@<alias>")  # fmt: skip
+        source, registry = registry_source(client, reference)
         return fetch_artifacts(client, source, tmp / "artifacts"), source, registry
-    except LookupError as err:
+    except (LookupError, ValueError) as err:
         raise LatentsError(f"tokenizer {reference}: {err}") from None
-    except LatentsError:
-        raise
     except Exception as err:  # noqa: BLE001 - an unreachable server or store: one line, not a traceback
         reason = " ".join(str(err).split())[:300]
         raise LatentsError(f"tokenizer {reference}: MLflow at {tracking_uri} failed ({reason})") from None

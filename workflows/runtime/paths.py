@@ -10,6 +10,7 @@ from workflows.config import absolute_location
 WORK_DIR = Path("work")
 RAY_STORAGE = WORK_DIR / "ray_results"  # Ray Train's storage: checkpoints of every run
 SWEEP_EXPORTS = WORK_DIR / "sweep_exports"  # stage-1 exports fetched from a tracking server for stage 2
+REGISTRY_EXPORTS = WORK_DIR / "registry_exports"  # exports a run starts from, fetched from runs:/ or models:/
 SWEEP_LATENTS = WORK_DIR / "sweep_latents"  # the generation probe's latent caches, one per tokenizer run
 
 

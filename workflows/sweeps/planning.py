@@ -18,7 +18,7 @@ def _stage1_twin(config: TrainConfig) -> TrainConfig:
     """A stage-2 run that starts from another run of the sweep (`init_from: "@NAME"`, whose export does not
     exist yet) is planned as its stage-1 twin: the same variant, which the stage-1 run exports."""
     return dataclasses.replace(
-        config, train=dataclasses.replace(config.train, stage=1, init_from=""),
+        config, train=dataclasses.replace(config.train, stage=1, init_from="", freeze="none"),
         optim=dataclasses.replace(config.optim, gan_weight=0.0),
     )
 

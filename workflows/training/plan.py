@@ -74,9 +74,9 @@ class RunPlan:
 
 
 def resolve_model_config(config: TrainConfig) -> ViTokConfig:
-    """The model a config trains: its variant and channels (stage 1), or the stage-1 export's config.json
-    (stage 2: the model is the export's, whatever the variant says)."""
-    if config.train.stage == 2:
+    """The model a config trains: its variant and channels, or the config.json of the export it starts from
+    (`train.init_from`: the model is the export's, whatever the variant says)."""
+    if config.train.init_from:
         try:
             exported = json.loads((resolve_path(config.train.init_from) / CONFIG_NAME).read_text())
             return ViTokConfig.from_dict(exported)
@@ -107,7 +107,7 @@ def plan_run(config: TrainConfig, where: str = "") -> RunPlan:
 
 
 def _plan(config: TrainConfig) -> RunPlan:
-    if config.train.stage == 2:  # workers run in another folder: the export's location must be absolute
+    if config.train.init_from:  # workers run in another folder: the export's location must be absolute
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, init_from=absolute_location(config.train.init_from))
         )

@@ -31,6 +31,7 @@ from workflows.tracking import PER_SAMPLE_ARTIFACT
 from workflows.training.deepspeed_config import deepspeed_config
 from workflows.training.evaluation import ValBatch, eval_group, evaluate, pixels_to_model_input
 from workflows.training.ingest import augment, center_crop
+from workflows.training.model_card import CARD_NAME, model_card
 from workflows.training.objectives import Objective
 from workflows.training.optim import build_optimizer
 from workflows.training.plan import RunPlan
@@ -42,13 +43,15 @@ RAW_EXPORT_DIR = "raw"  # inside the export, when it holds EMA weights: the raw 
 
 
 def build_model(plan: RunPlan) -> ViTok:
-    """Stage 1 starts from fresh weights (the same on every rank: the seed is set first); stage 2 from the
-    stage-1 export the plan resolved (in fp32), with the encoder frozen."""
-    if plan.config.train.stage == 1:
+    """Fresh weights (the same on every rank: the seed is set first), or the export the plan resolved
+    (`train.init_from`, in fp32); the encoder frozen with `train.freeze: encoder` (stage 2's default)."""
+    t = plan.config.train
+    if not t.init_from:
         model = ViTok(plan.model_config)
     else:
-        model = ViTok.from_pretrained(plan.config.train.init_from, dtype=torch.float32)
+        model = ViTok.from_pretrained(t.init_from, dtype=torch.float32)
         model.train()
+    if t.freeze == "encoder":
         model.freeze_encoder()
     return model.set_activation_checkpointing(plan.config.train.activation_checkpointing)
 
@@ -180,15 +183,19 @@ class TokenizerState(RunState):
             del evaluated
         model_config = self.engine.module.config.to_dict()
 
+        weights = "ema" if self.ema is not None else "raw"
+
         def export(folder: Path) -> None:
             save_checkpoint(folder, model_config, final)
             if self.ema is not None:
                 save_checkpoint(folder / RAW_EXPORT_DIR, model_config, raw)
+            card = model_card(self.plan, results, logger.run_id, logger.tracking_uri, weights)
+            (folder / CARD_NAME).write_text(card)
             logger.folder(folder, "model")
 
         save_final(results, export)
         if logger is not None:
-            logger.tags({"eval_weights": "ema" if self.ema is not None else "raw"})
+            logger.tags({"eval_weights": weights})
             logger.metrics(results, t.steps)
             if grid is not None:
                 logger.image(grid, "reconstructions/final.png")
