@@ -36,16 +36,7 @@ class ShardEntry:
 
     @classmethod
     def read(cls, f: Fields) -> ShardEntry:
-        return cls(
-            path=f.get("path", str),
-            rows=f.get("rows", int),
-            train_rows=f.get("train_rows", int),
-            val_rows=f.get("val_rows", int),
-            media_type=f.get("media_type", str),
-            unit_id=f.get("unit_id", str),
-            sha256=f.get("sha256", str),
-            bytes=f.get("bytes", int),
-        )
+        return f.record(cls)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,16 +81,4 @@ class ShardManifest:
 def read_prep_params(f: Fields) -> PrepParams:
     """PrepParams from a manifest's `params`: every field typed, `labels` optional (outputs made before
     labels existed have none)."""
-    return PrepParams(
-        frames=f.get("frames", int),
-        size=f.get("size", int),
-        fps=f.get("fps", float),
-        max_clips=f.get("max_clips", int),
-        clip_stride=f.get("clip_stride", int),
-        crop=f.get("crop", str),
-        val_fraction=f.get("val_fraction", float),
-        images_per_unit=f.get("images_per_unit", int),
-        videos_per_unit=f.get("videos_per_unit", int),
-        max_image_pixels=f.get("max_image_pixels", int),
-        labels=f.optional("labels", str, ""),
-    )
+    return f.record(PrepParams, optional=frozenset({"labels"}))

@@ -52,10 +52,15 @@ def _output_kind(path: str | Path, kind: str) -> None:
         raise MediaError(f"{path}: a video is written as .mp4, not {Path(path).suffix or '(no suffix)'!r}")
 
 
+def _model_for(model_location: str, tiling: Tiling, device: str) -> tuple[ViTok, str, Tiling]:
+    """(the model, its weights' sha256, the tiling with its defaults taken from the model)."""
+    model, sha = load_model(model_location, device)
+    return model, sha, tiling.resolve(model)
+
+
 def encode(model_location: str, source: str, latents_path: str, tiling: Tiling, device: str = "cpu") -> None:
     kind = kind_of(source)
-    model, sha = load_model(model_location, device)
-    tiling = tiling.resolve(model)
+    model, sha, tiling = _model_for(model_location, tiling, device)
     with atomic_output(latents_path) as temporary, torch.inference_mode():
         if kind == "image":
             image = read_image(source)
@@ -91,8 +96,7 @@ def decode(model_location: str, latents_path: str, output: str, device: str = "c
 def reconstruct(model_location: str, source: str, output: str, tiling: Tiling, device: str = "cpu") -> None:
     kind = kind_of(source)
     _output_kind(output, kind)
-    model, _ = load_model(model_location, device)
-    tiling = tiling.resolve(model)
+    model, _, tiling = _model_for(model_location, tiling, device)
     with atomic_output(output) as temporary, torch.inference_mode():
         if kind == "image":
             image = read_image(source)

@@ -7,6 +7,8 @@ shards[3]") and `error` is the pipeline's user-facing exception type, so a missi
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any
 
 KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object",
@@ -38,6 +40,14 @@ class Fields:
 
     def optional(self, key: str, kind: type, default: Any = None) -> Any:
         return self.get(key, kind) if key in self.doc else default
+
+    def record(self, cls: type, optional: frozenset[str] = frozenset()):
+        """Dataclass `cls` with each field read at its own name as its annotated type (int, float, str, bool);
+        the fields named in `optional` keep their default when the key is absent."""
+        types = typing.get_type_hints(cls)
+        values = {f.name: self.get(f.name, types[f.name]) for f in dataclasses.fields(cls)
+                  if f.name not in optional or f.name in self.doc}  # fmt: skip
+        return cls(**values)
 
     def object(self, key: str) -> Fields:
         return Fields(self.get(key, dict), f"{self.where}: {key}", self.error)

@@ -24,12 +24,6 @@ class LatentShardEntry(ShardEntry):
     source_path: str
     source_sha256: str
 
-    @classmethod
-    def read(cls, f: Fields) -> LatentShardEntry:
-        entry = ShardEntry.read(f)
-        return cls(**dataclasses.asdict(entry), source_path=f.get("source_path", str),
-                   source_sha256=f.get("source_sha256", str))  # fmt: skip
-
 
 @dataclasses.dataclass(frozen=True)
 class TubeletSource:

@@ -224,46 +224,54 @@ def _for_the_record(rows: list[SummaryRow], x_key: str, label: str) -> list[str]
     return lines
 
 
-def encoder_scaling(rows: list[SummaryRow], paper: dict[str, Any]) -> Finding:
-    fit = fit_rows(rows_with(rows, "PSNR"), "encoder_params", "PSNR")
-    rule = (f"holds when the PSNR change from the smallest to the largest encoder (slope of PSNR vs log2 encoder "
-            f"params x the log2 span) has its 95% interval within +-{ENCODER_DB} dB; does not hold when the "
-            f"interval lies outside; inconclusive otherwise; needs >= {MIN_POINTS} runs and >= 2 encoder sizes")
+def _psnr_vs_size(rows: list[SummaryRow], part: str) -> tuple[Fit | None, float, str]:
+    """(PSNR's fit against log2 `part` ("encoder" or "decoder") params, or None with too few runs or a single
+    size; the log2 span of the sizes; the line saying what the fit spans)."""
+    fit = fit_rows(rows_with(rows, "PSNR"), f"{part}_params", "PSNR")
     if fit is None or fit.r2 is None:
-        return Finding("encoder_scaling", paper["claim"], paper["paper"], NO_DATA, rule,
-                       ["PSNR vs encoder size: too few runs or a single encoder size"])
-    xs = [r.encoder_params for r in rows_with(rows, "PSNR")]
-    span = math.log2(max(xs)) - math.log2(min(xs))
+        return None, 0.0, f"PSNR vs {part} size: too few runs or a single {part} size"
+    xs = [getattr(r, f"{part}_params") for r in rows_with(rows, "PSNR")]
+    spanned = f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M {part} params: "
+    return fit, math.log2(max(xs)) - math.log2(min(xs)), spanned
+
+
+ENCODER_SCALING_RULE = (
+    f"holds when the PSNR change from the smallest to the largest encoder (slope of PSNR vs log2 encoder params x "
+    f"the log2 span) has its 95% interval within +-{ENCODER_DB} dB; does not hold when the interval lies outside; "
+    f"inconclusive otherwise; needs >= {MIN_POINTS} runs and >= 2 encoder sizes"
+)
+DECODER_SCALING_RULE = (
+    f"holds when the slope of PSNR vs log2 decoder params has its 95% interval above 0; does not hold when it is "
+    f"below 0; inconclusive when it includes 0; needs >= {MIN_POINTS} runs and >= 2 decoder sizes"
+)
+
+
+def encoder_scaling(rows: list[SummaryRow], paper: dict[str, Any]) -> Finding:
+    fit, span, spanned = _psnr_vs_size(rows, "encoder")
+    if fit is None:
+        return Finding("encoder_scaling", paper["claim"], paper["paper"], NO_DATA, ENCODER_SCALING_RULE, [spanned])
     low, high = (v * span for v in fit.interval())
     change = fit.slope * span
     sure = high > low  # a zero-width interval (no uncertainty measured) is never sure
     inside, outside = -ENCODER_DB < low and high < ENCODER_DB, low >= ENCODER_DB or high <= -ENCODER_DB
     verdict = HOLDS if sure and inside else FAILS if sure and outside else INCONCLUSIVE
     lines = [f"PSNR vs log2 encoder params: {fit.describe(' dB')}",
-             f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M encoder params: "
-             f"{signed(change, '+.2f')} dB {ci_text(low, high, '+.2f', ' dB')} — {verdict}"]
+             f"{spanned}{signed(change, '+.2f')} dB {ci_text(low, high, '+.2f', ' dB')} — {verdict}"]
     lines += _for_the_record(rows, "encoder_params", "encoder params")
-    return Finding("encoder_scaling", paper["claim"], paper["paper"], verdict, rule, lines)
+    return Finding("encoder_scaling", paper["claim"], paper["paper"], verdict, ENCODER_SCALING_RULE, lines)
 
 
 def decoder_scaling(rows: list[SummaryRow], paper: dict[str, Any]) -> Finding:
-    fit = fit_rows(rows_with(rows, "PSNR"), "decoder_params", "PSNR")
-    rule = (f"holds when the slope of PSNR vs log2 decoder params has its 95% interval above 0; does not hold "
-            f"when it is below 0; inconclusive when it includes 0; needs >= {MIN_POINTS} runs and >= 2 decoder "
-            f"sizes")
-    if fit is None or fit.r2 is None:
-        return Finding("decoder_scaling", paper["claim"], paper["paper"], NO_DATA, rule,
-                       ["PSNR vs decoder size: too few runs or a single decoder size"])
+    fit, span, spanned = _psnr_vs_size(rows, "decoder")
+    if fit is None:
+        return Finding("decoder_scaling", paper["claim"], paper["paper"], NO_DATA, DECODER_SCALING_RULE, [spanned])
     side = sure_side_of(*fit.interval(), 0.0)
     verdict = HOLDS if side > 0 else FAILS if side < 0 else INCONCLUSIVE
-    xs = [r.decoder_params for r in rows_with(rows, "PSNR")]
-    span = math.log2(max(xs)) - math.log2(min(xs))
     low, high = (v * span for v in fit.interval())
     lines = [f"PSNR vs log2 decoder params: {fit.describe(' dB')} — {verdict}",
-             f"PSNR change from {min(xs) / 1e6:.3g}M to {max(xs) / 1e6:.3g}M decoder params: "
-             f"{signed(fit.slope * span, '+.2f')} dB {ci_text(low, high, '+.2f', ' dB')}"]
+             f"{spanned}{signed(fit.slope * span, '+.2f')} dB {ci_text(low, high, '+.2f', ' dB')}"]
     lines += _for_the_record(rows, "decoder_params", "decoder params")
-    return Finding("decoder_scaling", paper["claim"], paper["paper"], verdict, rule, lines)
+    return Finding("decoder_scaling", paper["claim"], paper["paper"], verdict, DECODER_SCALING_RULE, lines)
 
 
 def loss_tradeoff(rows: list[SummaryRow], paper: dict[str, Any]) -> Finding:
@@ -368,26 +376,17 @@ def judge_findings(rows: list[SummaryRow], study: str = "", paper: dict[str, Any
     paper = paper or load_paper()
     rows = finished_rows(rows)
     out = []
+    # Each finding's judge; those of the E findings also take the media type the sweep studies.
+    by_media = {"e_reconstruction": e_reconstruction, "e_patch_size": e_patch_size, "e_generation": e_generation}
+    judges = {"encoder_scaling": encoder_scaling, "decoder_scaling": decoder_scaling, "loss_tradeoff": loss_tradeoff,
+              "video_compressibility": video_compressibility, "encoder_generation": encoder_generation,
+              "decoder_generation": decoder_generation}  # fmt: skip
+    media = "video" if study == "video_e_sweep" else "image"
     for fid in covered(rows, study):
-        media = "video" if study == "video_e_sweep" else "image"
-        if fid == "e_reconstruction":
-            out.append(e_reconstruction(rows, paper[fid], media))
-        elif fid == "e_patch_size":
-            out.append(e_patch_size(rows, paper[fid], media))
-        elif fid == "encoder_scaling":
-            out.append(encoder_scaling(rows, paper[fid]))
-        elif fid == "decoder_scaling":
-            out.append(decoder_scaling(rows, paper[fid]))
-        elif fid == "loss_tradeoff":
-            out.append(loss_tradeoff(rows, paper[fid]))
-        elif fid == "video_compressibility":
-            out.append(video_compressibility(rows, paper[fid]))
-        elif fid == "e_generation":
-            out.append(e_generation(rows, paper[fid], media))
-        elif fid == "encoder_generation":
-            out.append(encoder_generation(rows, paper[fid]))
-        elif fid == "decoder_generation":
-            out.append(decoder_generation(rows, paper[fid]))
+        if fid in by_media:
+            out.append(by_media[fid](rows, paper[fid], media))
+        elif fid in judges:
+            out.append(judges[fid](rows, paper[fid]))
     seeds = seeds_per_config(rows)
     for finding in out:
         finding.seeds = seeds
