@@ -1,7 +1,7 @@
 """Fine-tuning an exported tokenizer on a domain it never saw: a tokenizer trained on natural photographs of the
-sample corpus, fine-tuned decoder-only (`train.init_from` + `train.freeze: encoder`) on its documents and logos,
-reconstructs held-out documents better than before, and encodes every input exactly as before (the latent space,
-and with it cached latents and generators, stays valid). Both exports carry a model card."""
+sample corpus, fine-tuned decoder-only (`train.init_from` + `train.freeze: encoder`) on its documents, text and
+logos, reconstructs held-out crops of those better than before, and encodes every input exactly as before (the
+latent space, and with it cached latents and generators, stays valid). Both exports carry a model card."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from data_prep.reader import read_shard_manifest
 from tests.helpers import run_cli
 from vitok import ViTok
 from workflows.config import TrainConfig
@@ -25,19 +26,19 @@ from workflows.training.spec import run_training
 
 pytestmark = pytest.mark.integration
 
-PHOTOS = {"train": ["astronaut", "coffee", "horse", "motorcycle"], "val": ["chelsea"]}
-DOCUMENTS = {"train": ["text", "logo"], "val": ["page"]}
+# (split folder of the sample corpus, scene) of each domain; a quarter of each domain's files are held out.
+PHOTOS = [("train", "astronaut"), ("train", "coffee"), ("train", "horse"), ("val", "chelsea")]
+DOCUMENTS = [("train", "text"), ("train", "logo"), ("val", "page")]
 
 
-def domain_shards(sample_corpus: Path, scenes: dict[str, list[str]], folder: Path) -> Path:
-    """Shards of the corpus's images of `scenes` (split -> scene folders), 32 px, splits by folder."""
+def domain_shards(sample_corpus: Path, scenes: list[tuple[str, str]], folder: Path) -> Path:
+    """Shards of the corpus's images of `scenes`, 32 px, with a quarter of the files (by name) held out."""
     corpus = folder / "corpus"
-    for split, names in scenes.items():
-        for name in names:
-            shutil.copytree(sample_corpus / "img" / split / name, corpus / split / name)
+    for split, name in scenes:
+        shutil.copytree(sample_corpus / "img" / split / name, corpus / name)
     out = folder / "shards"
     proc = run_cli(sys.executable, "-m", "data_prep", "run", "--input", str(corpus), "--output", str(out),
-                   "--size", "32")  # fmt: skip
+                   "--size", "32", "--val-fraction", "0.25")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -45,7 +46,7 @@ def domain_shards(sample_corpus: Path, scenes: dict[str, list[str]], folder: Pat
 def train(name: str, shards: Path, tmp_path: Path, **train) -> tuple[dict, Path]:
     config = TrainConfig.from_dict({
         "name": name, "model": {"variant": "N-N/8", "channels": 8},
-        "data": {"shards": str(shards), "eval_unit": "folder"}, "optim": {"base_lr": 0.064, "warmup_steps": 2},
+        "data": {"shards": str(shards), "eval_unit": "sample"}, "optim": {"base_lr": 0.064, "warmup_steps": 2},
         "train": {"steps": 40, "micro_batch_size": 8, "num_workers": 1, "log_every": 20, "eval_samples": 64,
                   "export_to": str(tmp_path / name), **train},
     })  # fmt: skip
@@ -55,11 +56,12 @@ def train(name: str, shards: Path, tmp_path: Path, **train) -> tuple[dict, Path]
 
 
 def held_out(shards: Path) -> torch.Tensor:
-    """The val split's pixels, uint8 (N, 1, H, W, 3), in the shards' order (as the trainer's evaluation reads)."""
-    tables = [pq.read_table(path) for path in sorted((shards / "images").glob("*.parquet"))]
-    pixels = [t.filter(np.array(t.column("split").to_pylist()) == "val").column("pixels").to_numpy(zero_copy_only=False)
-              for t in tables]  # fmt: skip
-    return torch.from_numpy(np.stack([p for chunk in pixels for p in chunk]))
+    """The val split's pixels, uint8 (N, 1, H, W, 3)."""
+    shape = read_shard_manifest(str(shards)).tubelet_shape("image")
+    table = pq.read_table(sorted((shards / "images").glob("*.parquet")))
+    val = table.filter(np.array(table.column("split").to_pylist()) == "val")
+    pixels = np.stack(val.column("pixels").to_numpy(zero_copy_only=False))
+    return torch.from_numpy(pixels.reshape(len(pixels), *shape, 3))
 
 
 def held_out_psnr(model: ViTok, pixels: torch.Tensor) -> float:
@@ -68,7 +70,7 @@ def held_out_psnr(model: ViTok, pixels: torch.Tensor) -> float:
         with torch.inference_mode():
             return model(x, sample=False).recon
 
-    batch = ValBatch(pixels, [str(i) for i in range(len(pixels))], ["page"] * len(pixels))
+    batch = ValBatch(pixels, [str(i) for i in range(len(pixels))], [str(i) for i in range(len(pixels))])
     results, _, _ = evaluate(reconstruct, [batch], len(pixels), batch_size=16)
     return results["eval_psnr"]
 
