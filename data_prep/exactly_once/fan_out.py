@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections import defaultdict
 
 import numpy as np
@@ -32,11 +33,12 @@ class Progress:
     counts: tuple[str, ...]
 
 
-class UnitWorker:
+class UnitWorker(ABC):
     """Base of the Ray Data actors: `run` commits one unit (its row) and returns its counts."""
 
+    @abstractmethod
     def run(self, row: dict) -> dict[str, int]:
-        raise NotImplementedError
+        """Commits the unit `row` describes (unless already committed) and returns its counts."""
 
     def __call__(self, batch: dict) -> dict:
         columns: dict[str, list] = defaultdict(list)
