@@ -43,8 +43,9 @@ def child_plain(shards: str, tokenizer: str, output: str, batch_size: int, cpus:
     import torch
 
     from vitok import ViTok
-    from workflows.latents.encode import LatentEncoder, resolve_precision
+    from workflows.latents.encode import LatentEncoder
     from workflows.latents.schema import latent_table, to_storage
+    from workflows.runtime.precision import resolve_precision
 
     torch.set_num_threads(cpus)
     precision = resolve_precision("auto", use_gpu=False)

@@ -28,9 +28,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from data_prep.cli import OneLineParser
 from data_prep.errors import DataPrepError
 from workflows.latents.errors import LatentsError
-from workflows.latents.params import DTYPES, MEDIA_TYPES, PRECISIONS, CacheOptions
+from workflows.latents.params import DTYPES, MEDIA_TYPES, CacheOptions
 from workflows.latents.pipeline import cache_latents
 from workflows.runtime.console import configure_console, say
+from workflows.runtime.precision import PRECISIONS
 
 DEFAULTS = CacheOptions()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.runtime.precision import resolve_precision
+
 
 class ConfigError(ValueError):
     """A configuration value is unusable; the message names the key and the reason."""
@@ -82,8 +84,10 @@ class TrainSection:
     # the stage that runs.
     zero_stage: int | str = "auto"
     # bf16: DeepSpeed's bf16 mode (bf16 weights and activations, fp32 master weights, losses and metrics in
-    # fp32), on GPU and on CPU alike, so CPU runs exercise the dtypes of a GPU run; fp32: everything in fp32.
-    precision: str = "bf16"
+    # fp32), on GPU and on CPU alike; fp32: everything in fp32; auto: bf16 where this machine computes it
+    # natively (GPUs, CPUs with AVX512-BF16 or AMX), else fp32 (runtime/precision.py). Resolved when the
+    # section is built, so the logged param is the precision that runs.
+    precision: str = "auto"
     ema_decay: float = 0.0  # EMA of the weights per optimiser step (paper stage 2: 0.9999); 0: no EMA
     compile: bool = False  # torch.compile the model (DeepSpeed's engine.compile)
     activation_checkpointing: bool = False  # recompute each transformer block in the backward pass
@@ -108,6 +112,7 @@ class TrainSection:
     def __post_init__(self) -> None:
         if not self.freeze:
             self.freeze = "encoder" if self.stage == 2 else "none"
+        self.precision = resolve_precision(self.precision, self.use_gpu)
         if self.zero_stage == "auto":
             # Stage 0 cannot accumulate bf16 gradients in fp32 (see validate), stage 2 can.
             self.zero_stage = 0 if self.num_workers == 1 and not self.accumulates_bf16 else 2
@@ -192,7 +197,7 @@ class TrainConfig(ValidatedConfig):
             (t.zero_stage in (0, 1, 2, 3), "train.zero_stage", "must be 0, 1, 2, 3 or 'auto'"),
             (t.zero_stage not in (0, 1) or not t.accumulates_bf16, "train.zero_stage",
              f"{t.zero_stage} cannot accumulate bf16 gradients in fp32 (train.grad_accum > 1); use 2, 3 or 'auto'"),
-            (t.precision in ("bf16", "fp32"), "train.precision", "must be 'bf16' or 'fp32'"),
+            (t.precision in ("bf16", "fp32"), "train.precision", "must be 'bf16', 'fp32' or 'auto'"),
             (t.placement in ("PACK", "SPREAD"), "train.placement", "must be 'PACK' or 'SPREAD'"),
             (0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)"),
             (o.disc_r1_weight >= 0, "optim.disc_r1_weight", "must be >= 0"),
@@ -318,8 +323,8 @@ class GenerationConfig(ValidatedConfig):
     class_dropout: float = 0.1  # labels replaced by the null class in training (classifier-free guidance)
     normalization: str = "channel"  # latent_stats.json applied as "channel" (per-channel) or "scale" (SD-style)
     # bf16: autocast (bf16 matmuls, fp32 weights, optimiser and loss) for training, sampling and decoding, on
-    # CPU and GPU alike, as the tokenizer's bf16 runs; fp32: everything in fp32.
-    precision: str = "bf16"
+    # CPU and GPU alike, as the tokenizer's bf16 runs; fp32: everything in fp32; auto: as train.precision.
+    precision: str = "auto"
     samples: int = 64  # N: samples generated and scored against N held-out reals (fewer if val has fewer)
     sampler: str = "heun"  # ODE sampler: "euler" (1 model call per step) or "heun" (2, second order)
     sample_steps: int = 25  # sampler steps from noise to data
@@ -335,6 +340,9 @@ class GenerationConfig(ValidatedConfig):
     # larger caches stream beside the workers (a CPU for Ray Data's read tasks is then needed).
     cache_max_bytes: int = 1 << 30
     weights: WeightsSection = field(default_factory=WeightsSection)  # inception: gFID; i3d: gFVD (lpips unused)
+
+    def __post_init__(self) -> None:
+        self.precision = resolve_precision(self.precision, self.use_gpu)
 
     def flat(self) -> dict[str, Any]:
         """`generation.key` -> value (weights as `generation.weights.key`), the form logged as MLflow params."""
@@ -365,7 +373,7 @@ class GenerationConfig(ValidatedConfig):
             (0.0 <= self.class_dropout < 1.0, "class_dropout", "must be in [0, 1)"),
             (self.normalization in LATENT_NORMALIZATIONS, "normalization",
              f"must be one of {', '.join(LATENT_NORMALIZATIONS)}"),
-            (self.precision in ("bf16", "fp32"), "precision", "must be 'bf16' or 'fp32'"),
+            (self.precision in ("bf16", "fp32"), "precision", "must be 'bf16', 'fp32' or 'auto'"),
             (self.samples >= 2, "samples", "must be >= 2 (the metrics compare two sets)"),
             (self.sampler in GENERATION_SAMPLERS, "sampler", f"must be one of {', '.join(GENERATION_SAMPLERS)}"),
             (self.sample_steps >= 1, "sample_steps", "must be >= 1"),

@@ -460,7 +460,9 @@ def export_location(client: MlflowClient, reference: str, cache_dir: Path) -> st
 def run_artifact_uri(client: MlflowClient, run_id: str, path: str) -> str:
     """The URI of artifact `path` of run `run_id`; LookupError when the run or the artifact does not exist."""
     run = run_by_id(client, run_id)
-    if not client.list_artifacts(run_id, path):
+    # Listing a file's own path gives nothing in a local store (it lists folders), so list its folder.
+    folder = path.rsplit("/", 1)[0] if "/" in path else None
+    if path not in {f.path for f in client.list_artifacts(run_id, folder)}:
         raise LookupError(f"run {run_id} has no artifact '{path}'")
     return f"{run.info.artifact_uri.rstrip('/')}/{path}"
 

@@ -27,8 +27,8 @@ def test_video_tubelets_with_grad_accum_in_bf16(sample_shards, local_ray, tmp_pa
             "model": {"variant": "N-N/2x8", "channels": 8},
             "data": {"shards": str(sample_shards), "media_type": "video"},
             "optim": {"base_lr": 0.032, "warmup_steps": 2},
-            "train": {"steps": 6, "micro_batch_size": 2, "grad_accum": 2, "num_workers": 2, "log_every": 1,
-                      "eval_samples": 8},
+            "train": {"steps": 6, "micro_batch_size": 2, "grad_accum": 2, "num_workers": 2, "precision": "bf16",
+                      "log_every": 1, "eval_samples": 8},
         }
     )
     plan = plan_run(config)
@@ -54,8 +54,8 @@ def _speed_config(name: str, shards, **train) -> TrainConfig:
             "model": {"variant": "N-N/8", "channels": 8},
             "data": {"shards": str(shards), "shuffle_buffer": 0},
             "optim": {"base_lr": 0.064, "warmup_steps": 1},
-            "train": {"steps": 4, "micro_batch_size": 4, "num_workers": 1, "log_every": 1, "eval_samples": 4,
-                      **train},
+            "train": {"steps": 4, "micro_batch_size": 4, "num_workers": 1, "precision": "bf16", "log_every": 1,
+                      "eval_samples": 4, **train},
         }
     )
 

@@ -1,4 +1,6 @@
-"""DeepSpeed ZeRO under Ray Train with 2 CPU workers (gloo): the loss falls on a fixed tiny batch."""
+"""DeepSpeed ZeRO under Ray Train with 2 CPU workers (gloo): the loss falls on a fixed tiny batch.
+
+Every run here asks for bf16 (the dtypes of a GPU run), whatever "auto" would pick on this CPU."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def test_zero_stage_loss_falls(stage, fixed_batch_shards, local_ray, tmp_path):
             "data": {"shards": str(fixed_batch_shards), "shuffle_buffer": 0},
             "optim": {"base_lr": 0.064, "warmup_steps": 2},  # peak lr 2e-3 at global batch 8
             "train": {"steps": 20, "micro_batch_size": 4, "num_workers": 2, "zero_stage": stage,
-                      "log_every": 1, "eval_samples": 8},
+                      "precision": "bf16", "log_every": 1, "eval_samples": 8},
         }
     )
     uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "zero-test")
@@ -68,8 +70,8 @@ def test_one_worker_at_zero0_trains_in_bf16_and_exports_the_fp32_masters(fixed_b
             "model": {"variant": "N-N/8", "channels": 16},
             "data": {"shards": str(fixed_batch_shards), "shuffle_buffer": 0},
             "optim": {"base_lr": 0.064, "warmup_steps": 2},
-            "train": {"steps": 20, "micro_batch_size": 8, "num_workers": 1, "zero_stage": 0, "log_every": 1,
-                      "eval_samples": 8, "ema_decay": 0.9, "export_to": str(tmp_path / "export")},
+            "train": {"steps": 20, "micro_batch_size": 8, "num_workers": 1, "zero_stage": 0, "precision": "bf16",
+                      "log_every": 1, "eval_samples": 8, "ema_decay": 0.9, "export_to": str(tmp_path / "export")},
         }
     )
     uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "zero-test")
@@ -85,12 +87,13 @@ def test_one_worker_at_zero0_trains_in_bf16_and_exports_the_fp32_masters(fixed_b
 
 
 COMMON = {"model": {"variant": "N-N/8", "channels": 8}, "optim": {"base_lr": 0.064, "warmup_steps": 1}}
-STAGE_TRAIN = {"steps": 6, "micro_batch_size": 4, "num_workers": 2, "log_every": 1, "checkpoint_every": 3}
+STAGE_TRAIN = {"steps": 6, "micro_batch_size": 4, "num_workers": 2, "precision": "bf16", "log_every": 1,
+               "checkpoint_every": 3}
 
 
 @pytest.fixture(scope="module")
 def stage1_export(fixed_batch_shards, local_ray, tmp_path_factory):
-    """A stage-1 run in the default precision (bf16 on CPU), exported as safetensors + config.json."""
+    """A stage-1 run in bf16, exported as safetensors + config.json."""
     folder = tmp_path_factory.mktemp("stage1")
     uri, experiment_id = prepare_tracking(f"sqlite:///{folder / 'mlflow.db'}", "stage-test")
     stage1 = TrainConfig.from_dict({**COMMON, "name": "s1", "data": {"shards": str(fixed_batch_shards)},

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from workflows.config import ConfigError, TrainConfig, deep_merge
+from workflows.config import ConfigError, GenerationConfig, TrainConfig, deep_merge
 from workflows.training.deepspeed_config import deepspeed_config
 from workflows.training.optim import warmup_cosine
 from workflows.sweeps.sweep_file import load_sweep, parse_sweep
@@ -73,16 +73,33 @@ def test_deep_merge_keeps_siblings():
 
 
 def test_deepspeed_config_matches_run_and_world():
-    config = TrainConfig.from_dict({"train": {"micro_batch_size": 4, "grad_accum": 2, "num_workers": 2, "zero_stage": 3}})
+    config = TrainConfig.from_dict({"train": {"micro_batch_size": 4, "grad_accum": 2, "num_workers": 2, "zero_stage": 3,
+                                              "precision": "bf16"}})
     ds = deepspeed_config(config, world_size=2)
     assert ds["zero_optimization"]["stage"] == 3
     assert ds["train_batch_size"] == 4 * 2 * 2
     assert ds["train_micro_batch_size_per_gpu"] == 4 and ds["gradient_accumulation_steps"] == 2
-    assert ds["bf16"]["enabled"] is True and ds["gradient_clipping"] == 1.0  # bf16 is the default, CPU included
+    assert ds["bf16"]["enabled"] is True and ds["gradient_clipping"] == 1.0  # bf16 on CPU too
     fp32 = TrainConfig.from_dict({"train": {"precision": "fp32", "num_workers": 2}})
     assert deepspeed_config(fp32, world_size=2)["bf16"]["enabled"] is False
     with pytest.raises(ConfigError, match="num_workers=2 but Ray started 3 workers"):
         deepspeed_config(config, world_size=3)
+
+
+def test_auto_precision_is_bf16_where_it_runs_natively_and_resolved_once(monkeypatch):
+    """auto is resolved when the config is built, so the params and the engine see the precision that runs."""
+    import workflows.runtime.precision as precision
+
+    for native, cpu_expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
+        assert TrainConfig.from_dict({}).train.precision == cpu_expected
+        assert TrainConfig.from_dict({"train": {"use_gpu": True}}).train.precision == "bf16"
+        assert GenerationConfig.from_dict({}).precision == cpu_expected
+        for asked in ("bf16", "fp32"):
+            assert TrainConfig.from_dict({"train": {"precision": asked}}).train.precision == asked
+            assert GenerationConfig.from_dict({"precision": asked}).precision == asked
+    with pytest.raises(ConfigError, match="train.precision must be 'bf16', 'fp32' or 'auto'"):
+        TrainConfig.from_dict({"train": {"precision": "fp16"}}).validate()
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

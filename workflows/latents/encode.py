@@ -2,7 +2,7 @@
 
 Precision: "bf16" runs the encoder under torch.autocast (bf16 matmuls, fp32 weights, norms and softmax as
 autocast keeps them), "fp32" runs it as it is. "auto" picks bf16 where the device computes it natively
-(GPUs; CPUs with AVX512-BF16 or AMX), else fp32. The latents leave in fp32 either way; the storage dtype
+(workflows/runtime/precision.py), else fp32. The latents leave in fp32 either way; the storage dtype
 is applied afterwards (schema.to_storage).
 """
 
@@ -16,29 +16,6 @@ import torch
 
 from vitok import ViTok
 from workflows.training.evaluation import pixels_to_model_input
-
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (Linux: its flags in /proc/cpuinfo; elsewhere: no)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return any(flag in flags for flag in CPU_BF16_FLAGS)
-
-
-def resolve_precision(requested: str, use_gpu: bool) -> str:
-    """"bf16" or "fp32" for `requested` ("auto", "bf16" or "fp32"); decided by the driver, for every actor.
-
-    GPU actors are taken to compute bf16 natively (every data-centre GPU since Ampere does; ask for fp32 on
-    an older one). CPU actors are judged by the driver's CPU: a cluster's nodes are one machine type here.
-    """
-    if requested != "auto":
-        return requested
-    return "bf16" if use_gpu or cpu_has_native_bf16() else "fp32"
 
 
 def load_model(files: dict[str, bytes], device: torch.device) -> ViTok:

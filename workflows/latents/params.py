@@ -12,11 +12,11 @@ import json
 
 from data_prep.params import stable_hash
 from workflows.latents.errors import LatentsError
+from workflows.runtime.precision import PRECISIONS
 
 # Bumped when the bytes of a latent shard change for the same inputs, so old outputs are never mixed in.
 LATENT_FORMAT = 1
 DTYPES = ("float16", "bfloat16", "float32")
-PRECISIONS = ("auto", "bf16", "fp32")
 MEDIA_TYPES = ("image", "video")
 
 

@@ -28,7 +28,7 @@ from data_prep.exactly_once.records import committed_records, records_after_run
 from data_prep.reader import read_shard_manifest
 from data_prep.shard_manifest import ShardManifest
 from data_prep.storage import check_output
-from workflows.latents.encode import resolve_precision
+from workflows.runtime.precision import resolve_precision
 from workflows.latents.errors import LatentsError
 from workflows.latents.fan_out import cluster_gpus, encode_units
 from workflows.latents.manifest import MANIFEST, write_outputs
