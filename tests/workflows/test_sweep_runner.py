@@ -29,7 +29,8 @@ def plans_for(runs):
 
 
 class FakeTrainer:
-    """Creates the child run like run_training does, sleeps, records overlap; fails configs named 'bad*'."""
+    """Creates the child run like run_training does (with a `model/` export), sleeps, records overlap; fails
+    configs named 'bad*'."""
 
     def __init__(self, client, experiment_id, delay=0.3):
         self.client, self.experiment_id, self.delay = client, experiment_id, delay
@@ -48,6 +49,7 @@ class FakeTrainer:
                 self.client.set_terminated(run_id, "FAILED")
                 raise RuntimeError("Training failed\nworker died: out of memory")
             self.client.log_metric(run_id, "eval_psnr", 20.0 + plan.config.model.channels)
+            self.client.log_text(run_id, "{}", "model/config.json")  # the export a stage-2 run starts from
             self.client.set_terminated(run_id, "FINISHED")
             return RunResult(run_id, {"eval_psnr": 20.0 + plan.config.model.channels}, 1.0)
         finally:
