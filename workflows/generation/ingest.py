@@ -16,7 +16,7 @@ import ray
 from ray.data.expressions import col
 
 from data_prep import s3
-from data_prep.reader import read_tubelets
+from data_prep.reader import read_parquet_files, read_tubelets
 from workflows.generation.plan import GenerationPlan
 from workflows.latents.schema import LATENT, to_float32
 from workflows.runs.ingest import cached_and_repeated, prepare_data_context
@@ -33,7 +33,7 @@ def _shard_paths(plan: GenerationPlan) -> tuple[list[str], object]:
 
 def _train_latents(plan: GenerationPlan, columns: list[str]) -> ray.data.Dataset:
     paths, filesystem = _shard_paths(plan)
-    ds = ray.data.read_parquet(paths, filesystem=filesystem).select_columns([*columns, "split"])
+    ds = read_parquet_files(paths, filesystem=filesystem).select_columns([*columns, "split"])
     return ds.filter(expr=col("split") == "train").select_columns(columns)
 
 
