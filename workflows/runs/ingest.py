@@ -40,7 +40,7 @@ def endless_batches(shard, batch_size: int, shuffle_buffer: int, seed: int, skip
     dropped first, which puts a resumed run where its checkpoint left the data. With several workers this holds
     too: under preserve_order Ray Data's split hands each block, in order, to the worker that has received
     the fewest rows so far, so which rank gets which batches depends on the blocks alone, not on timing
-    (tests/integration/test_fault_tolerance.py resumes 1 and 2 workers exactly).
+    (tests/integration/test_fault_tolerance.py resumes 2 workers exactly).
     """
     epoch = 0
     while True:
