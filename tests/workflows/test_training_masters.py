@@ -24,7 +24,8 @@ from workflows.training.worker import build_engine
 deepspeed.init_distributed(dist_backend="gloo")
 for stage in (0, 1, 2, 3):
     config = TrainConfig.from_dict({"model": {"variant": "N-N/8", "channels": 8},
-                                    "train": {"micro_batch_size": 2, "num_workers": 1, "zero_stage": stage}})
+                                    "train": {"micro_batch_size": 2, "num_workers": 1, "zero_stage": stage,
+                                              "precision": "bf16"}})
     torch.manual_seed(stage)
     model = ViTok.from_name("N-N/8", channels=8)
     model.freeze_encoder()
