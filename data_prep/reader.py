@@ -24,8 +24,8 @@ def read_parquet_files(paths: list[str], filesystem=None) -> ray.data.Dataset:
     """`ray.data.read_parquet` of exactly these files through Ray Data's first (V1) Parquet datasource.
 
     The V2 datasource that Ray 2.60 uses by default lists every read's files through a pool of 32 footer-reading
-    actors: on a 2-core machine that cost 10-25 s per read of the test shards, against 1-2 s for V1 (seen in
-    ray-data.log). Every run reads its train and held-out splits before it starts, so it paid that twice.
+    actors: on a loaded 2-core machine that cost 10-40 s per read of the 3 MB test shards, against 0.2-2 s for V1
+    (timed by hand, seen in ray-data.log). Every run reads its train and held-out splits before it starts.
     """
     context = ray.data.DataContext.get_current()
     v2, context.use_datasource_v2 = context.use_datasource_v2, False
