@@ -4,17 +4,21 @@
     python bench/tiling.py --full     # images up to 4096 px, videos up to 1024 frames
     python bench/tiling.py --quick    # smoke: the smallest cases only
     python bench/tiling.py --acceptance   # also 112 frames at 1280x720 against the 2.5 GB target
+    python bench/tiling.py --quality-only --model work/best_model --train-size 64   # an exported tokenizer
 
 Prints one JSON object: where and when it ran (bench/harness.py), then
 - memory: peak RSS and throughput of one reconstruction (encode + decode) per input size, tiled and whole,
   each in its own child process pinned to one core (so peaks do not mix). Random-init tiny models (N-N/16
   for images, N-N/4x16 for videos, 256-pixel tiles, 16-frame chunks): memory and speed do not depend on
   the weights, and the JSON says so;
-- quality: a tiny N-N/8 trained in this run for a few hundred steps on synthetic smooth images at 32x32
-  (its training size; random weights reconstruct nothing, so their seams say nothing), reconstructing smooth
-  test images at 2 to 8 times that size: PSNR of tiled against whole-image reconstruction and against the
-  input, and the seam ratio (vitok.tiling.seam_ratio: step energy across tile edges over other patch edges;
-  about 1 = invisible) with and without overlap.
+- quality: a tiny N-N/8 trained in this run for a few hundred steps on 32x32 crops of the sample corpus's
+  training photographs (its training size; random weights reconstruct nothing, so their seams say nothing),
+  or the exported tokenizer given with `--model DIR --train-size N` (for example one the demo trained, at 64).
+  It reconstructs the sample corpus's six held-out photographs (scenes no tokenizer here trains on) at 2 to 8
+  times its training size (short side; the photo's aspect kept) and smooth test images of the same sides
+  (where seams would show): PSNR of tiled against whole-image reconstruction and against the input, and the
+  seam ratio (vitok.tiling.seam_ratio: step energy across tile edges over other patch edges; about 1 =
+  invisible), with and without overlap. Photos give the mean over the six and its range.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import environment, measure_child  # noqa: E402
 
+from data_prep.sample_corpus import SOURCES, TRAIN, VAL, skimage_data_dir  # noqa: E402
 from vitok import ViTok  # noqa: E402
 from vitok.tiling import FrameLayout, Tiling, reconstruct_stream, seam_ratio, to_uint8  # noqa: E402
 
@@ -44,6 +50,7 @@ SIZES = {"quick": ([256, 512], [16, 32]), "default": ([256, 512, 1024, 2048], [1
          "full": ([256, 512, 1024, 2048, 4096], [16, 64, 256, 1024])}
 WHOLE_MAX_PIXELS = 1024 * 1024  # whole-image attention beyond this needs many GiB on CPU: tiled only
 WHOLE_MAX_FRAMES = 64
+WHOLE_MAX_TOKENS = 16384  # quality: larger images are reconstructed in tiles only
 
 
 def smooth_images(count: int, height: int, width: int, seed: int) -> torch.Tensor:
@@ -56,13 +63,36 @@ def smooth_images(count: int, height: int, width: int, seed: int) -> torch.Tenso
     return (sum(waves) / 3).permute(0, 2, 3, 1)[:, None]
 
 
+def corpus_photos(split: str) -> list[Image.Image]:
+    """The sample corpus's photographs of one split (data_prep/sample_corpus.py: the scenes the corpus's crops
+    and clips are made of), in RGB and at full size; the first photograph of a stereo pair."""
+    folder = skimage_data_dir()
+    paths = [os.path.join(folder, s.photos[0]) for s in SOURCES if s.split == split]
+    return [Image.open(p).convert("RGB") for p in paths if os.path.isfile(p)]
+
+
+def photo_crops(photos: list[Image.Image], count: int, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """(count, 1, size, size, 3) in [-1, 1]: square crops of random scale and position, resized to `size`."""
+    crops = []
+    for _ in range(count):
+        photo = photos[rng.integers(len(photos))]
+        short = min(photo.size)
+        side = rng.uniform(min(short, 4 * size), short)
+        left, top = rng.uniform(0, photo.width - side), rng.uniform(0, photo.height - side)
+        crop = photo.resize((size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side))
+        crops.append(np.asarray(crop))
+    return torch.from_numpy(np.stack(crops)).float().div(127.5).sub(1)[:, None]
+
+
 def train_briefly(name: str = QUALITY_MODEL, steps: int = TRAIN_STEPS, size: int = TRAIN_SIZE, seed: int = 0) -> ViTok:
-    """A tiny tokenizer fitted with MSE to synthetic smooth images of `size` pixels (eval mode)."""
+    """A tiny tokenizer fitted with MSE to crops of the sample corpus's training photographs (eval mode)."""
     torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    photos = corpus_photos(TRAIN)
     model = ViTok.from_name(name, channels=4)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step in range(steps):
-        x = smooth_images(8, size, size, seed=seed * 100003 + step)
+    for _ in range(steps):
+        x = photo_crops(photos, 8, size, rng)
         loss = ((model(x, sample=False).recon - x) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -99,41 +129,63 @@ def memory_rows(kind: str, sizes: list[int], model_dir: str, core: int) -> list[
     return rows
 
 
-def quality_rows(model: ViTok, factors: list[int]) -> list[dict]:
-    rows = []
+def compare(model: ViTok, image: np.ndarray, tile: int) -> dict:
+    """One uint8 image reconstructed whole (when its tokens fit WHOLE_MAX_TOKENS) and in tiles of `tile`
+    pixels without and with tile/4 overlap: PSNRs and seam ratios."""
+    patch = model.config.patch_size
+    whole_fits = image.shape[0] * image.shape[1] // patch**2 <= WHOLE_MAX_TOKENS
+    whole = next(reconstruct_stream(model, [image], Tiling(tile=0).resolve(model))) if whole_fits else None
+    row = {"psnr_whole_vs_input": psnr(whole, image) if whole_fits else None}
+    for overlap in (0, tile // 4):
+        tiling = Tiling(tile=tile, overlap=overlap).resolve(model)
+        tiled = next(reconstruct_stream(model, [image], tiling))
+        layout = FrameLayout.plan(image.shape[0], image.shape[1], tiling, patch)
+        row[f"overlap_{overlap}"] = {
+            "psnr_tiled_vs_input": psnr(tiled, image),
+            "psnr_tiled_vs_whole": psnr(tiled, whole) if whole_fits else None,
+            "seam_ratio": round(seam_ratio(tiled, layout, patch), 3),
+            "seam_ratio_of_whole_at_same_edges": round(seam_ratio(whole, layout, patch), 3) if whole_fits else None}
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    """The rows of several images as the mean of each figure and its range [min, max] (n = len(rows))."""
+    if isinstance(rows[0], dict):
+        return {key: summarise([r[key] for r in rows]) for key in rows[0]}
+    if rows[0] is None:
+        return None
+    return {"mean": round(float(np.mean(rows)), 3), "range": [min(rows), max(rows)]}
+
+
+def resized(photo: Image.Image, short_side: int) -> np.ndarray:
+    """The photo scaled so its short side is `short_side` pixels, aspect kept."""
+    scale = short_side / min(photo.size)
+    size = (max(short_side, round(photo.width * scale)), max(short_side, round(photo.height * scale)))
+    return np.asarray(photo.resize(size, Image.Resampling.LANCZOS))
+
+
+def quality_rows(model: ViTok, train_size: int, factors: list[int]) -> dict:
+    photos = corpus_photos(VAL)
+    rows = {"photos": [], "smooth": []}
     for factor in factors:
-        side = TRAIN_SIZE * factor
+        side = train_size * factor
+        per_photo = [compare(model, resized(photo, side), train_size) for photo in photos]
+        rows["photos"].append({"short_side": side, "times_training_size": factor, "tile": train_size,
+                               "n": len(per_photo), **summarise(per_photo)})
         image = to_uint8(smooth_images(1, side, side, seed=factor)[0, 0])
-        whole = next(reconstruct_stream(model, [image], Tiling(tile=0).resolve(model)))
-        row = {"size": f"{side}x{side}", "times_training_size": factor, "tile": TRAIN_SIZE,
-               "psnr_whole_vs_input": psnr(whole, image)}
-        for overlap in (0, TRAIN_SIZE // 4):
-            tiling = Tiling(tile=TRAIN_SIZE, overlap=overlap).resolve(model)
-            tiled = next(reconstruct_stream(model, [image], tiling))
-            layout = FrameLayout.plan(side, side, tiling, model.config.patch_size)
-            row[f"overlap_{overlap}"] = {
-                "psnr_tiled_vs_whole": psnr(tiled, whole), "psnr_tiled_vs_input": psnr(tiled, image),
-                "seam_ratio": round(seam_ratio(tiled, layout, model.config.patch_size), 3),
-                "seam_ratio_of_whole_at_same_edges": round(seam_ratio(whole, layout, model.config.patch_size), 3)}
-        rows.append(row)
+        rows["smooth"].append({"size": f"{side}x{side}", "times_training_size": factor, "tile": train_size,
+                               **compare(model, image, train_size)})
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--quick", action="store_true", help="smallest cases only (a smoke run)")
-    scale.add_argument("--full", action="store_true", help="images to 4096 px, videos to 1024 frames")
-    parser.add_argument("--acceptance", action="store_true", help="also a 1280x720 clip of 112 frames, tiled")
-    args = parser.parse_args()
+def memory_report(args: argparse.Namespace) -> dict:
     image_sizes, video_frames = SIZES["quick" if args.quick else "full" if args.full else "default"]
     core = sorted(os.sched_getaffinity(0))[-1]
-    report = {**environment(["vitok", "bench/tiling.py"]), "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         for name in (IMAGE_MODEL, VIDEO_MODEL):
             torch.manual_seed(0)
             ViTok.from_name(name, channels=16).save_pretrained(Path(tmp) / name.replace("/", "_"))
-        report["memory"] = {
+        report = {
             "models": {"image": f"{IMAGE_MODEL} random init", "video": f"{VIDEO_MODEL} random init",
                        "note": "memory and throughput only; the weights are random, the outputs meaningless"},
             "tiling": "256 px tiles, 32 px overlap, 16-frame chunks, 4-frame overlap; whole: one tile, one chunk",
@@ -142,14 +194,42 @@ def main() -> int:
         if args.acceptance:  # the issue's target: a 1280x720 clip of 100+ frames within 2.5 GB on CPU
             video_dir = str(Path(tmp) / VIDEO_MODEL.replace("/", "_"))
             result = measure_child(__file__, ["video", "112", "tiled", video_dir, "720", "1280"], [core])
-            report["memory"]["acceptance"] = {"input": "112x720x1280", "mode": "tiled", "target_peak_mb": 2500,
-                                              **result, "within_target": result["peak_rss_mb"] <= 2500}
+            report["acceptance"] = {"input": "112x720x1280", "mode": "tiled", "target_peak_mb": 2500,
+                                    **result, "within_target": result["peak_rss_mb"] <= 2500}
+    return report
+
+
+def quality_report(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
-    model = train_briefly()
-    report["quality"] = {
-        "model": f"{QUALITY_MODEL} trained in this run: {TRAIN_STEPS} AdamW steps, batch 8, MSE, synthetic smooth "
-                 f"images at {TRAIN_SIZE}x{TRAIN_SIZE} ({time.perf_counter() - started:.0f} s)",
-        "rows": quality_rows(model, [2, 4] if args.quick else [2, 4, 8])}
+    if args.model:
+        model, train_size = ViTok.from_pretrained(args.model).eval(), args.train_size
+        described = f"{model.config.name} from {args.model}, trained at {train_size} px (--train-size)"
+    else:
+        model, train_size = train_briefly(), TRAIN_SIZE
+        described = (f"{QUALITY_MODEL} trained in this run: {TRAIN_STEPS} AdamW steps, batch 8, MSE, {TRAIN_SIZE}x"
+                     f"{TRAIN_SIZE} crops of the sample corpus's training photographs "
+                     f"({time.perf_counter() - started:.0f} s)")
+    with torch.inference_mode():
+        rows = quality_rows(model, train_size, [2, 4] if args.quick else [2, 4, 8])
+    return {"model": described, "whole_max_tokens": WHOLE_MAX_TOKENS, **rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument("--quick", action="store_true", help="smallest cases only (a smoke run)")
+    scale.add_argument("--full", action="store_true", help="images to 4096 px, videos to 1024 frames")
+    parser.add_argument("--acceptance", action="store_true", help="also a 1280x720 clip of 112 frames, tiled")
+    parser.add_argument("--quality-only", action="store_true", help="skip the memory and throughput cases")
+    parser.add_argument("--model", help="an exported tokenizer folder for the quality cases (default: train one)")
+    parser.add_argument("--train-size", type=int, default=64, help="the --model's training size in pixels")
+    args = parser.parse_args()
+    if args.model and not Path(args.model, "model.safetensors").is_file():
+        parser.error(f"--model {args.model}: no model.safetensors there")
+    report = {**environment(["vitok", "bench/tiling.py"]), "torch": torch.__version__}
+    if not args.quality_only:
+        report["memory"] = memory_report(args)
+    report["quality"] = quality_report(args)
     print(json.dumps(report, indent=1))
     return 0
 
