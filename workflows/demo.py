@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     build_sample_corpus(corpus)
     say(f"== 2/3 data prep -> {shards}")
     totals = prepare_shards(str(corpus), str(shards), frames=8, size=64, fps=8)
-    say(f"   {totals}")
+    say(f"   {totals['inputs_used']} inputs ({totals['inputs_quarantined']} quarantined) -> {totals['tubelets']} "
+        f"tubelets ({totals['train_tubelets']} train, {totals['val_tubelets']} held out), "
+        f"{totals['shard_bytes'] / 1e6:.1f} MB of shards")
     say(f"== 3/3 scaling study {'e_generation' if study == E_GENERATION else 'e_sweep'} (tiny): {study.name}")
     code = scale_sweep.main(["--config", str(study), "--shards", str(shards), *sweep_argv])
     say(f"demo finished in {time.perf_counter() - start:.0f} s")
