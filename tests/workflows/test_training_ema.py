@@ -45,7 +45,7 @@ for stage, precision in ((0, "fp32"), (0, "bf16"), (1, "bf16"), (2, "bf16"), (3,
         ema.update()
         for name, value in master_state(engine, frozen, stage).items():
             if name not in frozen:
-                reference[name].mul_(0.9).add_(value, alpha=0.1)
+                reference[name].lerp_(value, 0.1)
     averaged = ema.full_state()
     weights = master_state(engine, frozen, stage)
     unequal = [name for name in reference if not torch.equal(averaged[name], reference[name])]

@@ -92,8 +92,10 @@ class WeightEMA:
         self.local = [master.detach().clone() for master in local_masters(engine)]
 
     def update(self) -> None:
+        # lerp reads and writes the average once (decay * ema + (1 - decay) * weights in one pass); a mul_ then
+        # an add_ read it twice and write it twice, and the update is memory-bound.
         for average, master in zip(self.local, local_masters(self.engine)):
-            average.mul_(self.decay).add_(master.detach(), alpha=1.0 - self.decay)
+            average.lerp_(master.detach(), 1.0 - self.decay)
 
     def full_state(self) -> dict[str, torch.Tensor]:
         """The whole average as a state dict (as master_state gives the weights); every rank must call it."""
