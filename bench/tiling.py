@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -84,15 +85,18 @@ def photo_crops(photos: list[Image.Image], count: int, size: int, rng: np.random
     return torch.from_numpy(np.stack(crops)).float().div(127.5).sub(1)[:, None]
 
 
-def train_briefly(name: str = QUALITY_MODEL, steps: int = TRAIN_STEPS, size: int = TRAIN_SIZE, seed: int = 0) -> ViTok:
-    """A tiny tokenizer fitted with MSE to crops of the sample corpus's training photographs (eval mode)."""
+def train_briefly(name: str = QUALITY_MODEL, steps: int = TRAIN_STEPS, size: int = TRAIN_SIZE, seed: int = 0,
+                  batches: Callable[[int], torch.Tensor] | None = None) -> ViTok:
+    """A tiny tokenizer fitted with MSE (eval mode) to `batches(step)`, by default 8 crops of `size` pixels of the
+    sample corpus's training photographs per step."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    photos = corpus_photos(TRAIN)
+    if batches is None:
+        rng, photos = np.random.default_rng(seed), corpus_photos(TRAIN)
+        batches = lambda step: photo_crops(photos, 8, size, rng)  # noqa: E731
     model = ViTok.from_name(name, channels=4)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        x = photo_crops(photos, 8, size, rng)
+    for step in range(steps):
+        x = batches(step)
         loss = ((model(x, sample=False).recon - x) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
