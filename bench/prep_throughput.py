@@ -2,15 +2,16 @@
 
 - end to end (python -m data_prep's run(), Ray started beforehand) versus decoding the same files in a
   plain loop with the same decoders and transforms on the same cores (multiprocessing, no Ray, no hashing,
-  no writes): tubelets/s, frames/s and their ratio (goal >= 0.85), on the corpus and on the x10 corpus;
-- the pipeline pinned to 1 core versus 2 cores (goal >= 1.8x);
+  no writes): tubelets/s, frames/s and their ratio (goal >= 0.85; >= 0.95 on the larger corpus, where
+  Ray Data's fixed start-up is amortised), on the corpus and on the corpus x `--scale`;
+- the pipeline pinned to 1 core versus 2 cores (goal >= 1.8x), on each corpus;
 - peak RSS of the whole process tree (driver, Ray's processes and workers) for a corpus and for the same
   corpus x10 (goal: ratio <= 1.2).
 
 Each measurement runs in a fresh child process whose CPU affinity is set before anything starts, so "1
 core" means the driver, Ray and the workers share one core. The corpus is the bundled sample corpus
 repeated with unique bytes per copy (JPEG/PNG: bytes after the end marker; MP4: a trailing `free` box),
-so content dedup keeps every copy. Usage: python bench/prep_throughput.py [--copies 4] [--scale 10]
+so content dedup keeps every copy. Usage: python bench/prep_throughput.py [--copies 1] [--scale 10]
 """
 
 from __future__ import annotations
@@ -111,40 +112,43 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--copies", type=int, default=4, help="copies of the sample corpus in the base corpus")
+    p.add_argument("--copies", type=int, default=1, help="copies of the sample corpus in the base corpus")
     p.add_argument("--scale", type=int, default=10, help="the large corpus is this many times the base one")
     args = p.parse_args()
     cores = sorted(os.sched_getaffinity(0))[:2]
     from data_prep import build_sample_corpus
 
     work = tempfile.mkdtemp(prefix="bench-data-prep-")
+    runs = {}
     try:
         sample = build_sample_corpus(os.path.join(work, "sample"))["path"]
-        base = build_corpus(sample, os.path.join(work, "base"), args.copies)
-        plain = rates(measure_child(__file__, ["plain", os.path.join(work, "base")], cores))
-        pipe2 = rates(measure_child(__file__, ["pipeline", os.path.join(work, "base"), os.path.join(work, "out2")], cores))
-        pipe1 = rates(measure_child(__file__, ["pipeline", os.path.join(work, "base"), os.path.join(work, "out1")], cores[:1]))
-        large = build_corpus(sample, os.path.join(work, "large"), args.copies * args.scale)
-        pipe_large = rates(measure_child(__file__, ["pipeline", os.path.join(work, "large"), os.path.join(work, "outL")], cores))
+        corpora = {"": (args.copies, "base"), "_large": (args.copies * args.scale, "large")}
+        for suffix, (copies, name) in corpora.items():
+            corpus = os.path.join(work, name)
+            runs["corpus" + suffix] = {**build_corpus(sample, corpus, copies), "copies_of_sample": copies}
+            runs["plain_loop_2cores" + suffix] = rates(measure_child(__file__, ["plain", corpus], cores))
+            for label, pinned in (("2cores", cores), ("1core", cores[:1])):
+                out = os.path.join(work, f"out-{name}-{label}")
+                runs[f"pipeline_{label}{suffix}"] = rates(measure_child(__file__, ["pipeline", corpus, out], pinned))
+                shutil.rmtree(out)
+            shutil.rmtree(corpus)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    rate = {name: r["tubelets_per_s"] for name, r in runs.items() if "tubelets_per_s" in r}
     report = {
         **environment(["data_prep", "bench"]),
         "params": {"frames": 8, "size": 64, "fps": 8.0, "max_clips": 4, **UNIT_SIZES},
-        "corpus": {**base, "copies_of_sample": args.copies},
-        "corpus_large": {**large, "copies_of_sample": args.copies * args.scale},
-        "plain_loop_2cores": plain,
-        "pipeline_2cores": pipe2,
-        "pipeline_1core": pipe1,
-        "pipeline_2cores_large": pipe_large,
-        "ratio_pipeline_vs_plain_loop": round(pipe2["tubelets_per_s"] / plain["tubelets_per_s"], 3),
-        # The plain loop has no fixed cost worth naming, so its rate holds for the large corpus too; the
-        # pipeline's fixed cost (Ray Data start, worker imports: ~2 s) is amortised there.
-        "ratio_pipeline_large_vs_plain_loop": round(pipe_large["tubelets_per_s"] / plain["tubelets_per_s"], 3),
-        "speedup_2_vs_1_core": round(pipe2["tubelets_per_s"] / pipe1["tubelets_per_s"], 3),
-        "peak_rss_ratio_large_vs_base": round(pipe_large["peak_rss_mb"] / pipe2["peak_rss_mb"], 3),
-        "goals": {"ratio_pipeline_vs_plain_loop": ">= 0.85", "ratio_pipeline_large_vs_plain_loop": ">= 0.85",
-                  "speedup_2_vs_1_core": ">= 1.8", "peak_rss_ratio_large_vs_base": "<= 1.2"},  # fmt: skip
+        **runs,
+        # Ray Data's fixed cost (its start, the workers' imports: a few seconds) weighs on the small corpus;
+        # `ray_init_seconds` (ray.init, before the pipeline's clock starts) is reported beside it.
+        "ratio_pipeline_vs_plain_loop": round(rate["pipeline_2cores"] / rate["plain_loop_2cores"], 3),
+        "ratio_pipeline_large_vs_plain_loop": round(rate["pipeline_2cores_large"] / rate["plain_loop_2cores_large"], 3),
+        "speedup_2_vs_1_core": round(rate["pipeline_2cores"] / rate["pipeline_1core"], 3),
+        "speedup_2_vs_1_core_large": round(rate["pipeline_2cores_large"] / rate["pipeline_1core_large"], 3),
+        "peak_rss_ratio_large_vs_base": round(runs["pipeline_2cores_large"]["peak_rss_mb"]
+                                              / runs["pipeline_2cores"]["peak_rss_mb"], 3),
+        "goals": {"ratio_pipeline_vs_plain_loop": ">= 0.85", "ratio_pipeline_large_vs_plain_loop": ">= 0.95",
+                  "speedup_2_vs_1_core_large": ">= 1.8", "peak_rss_ratio_large_vs_base": "<= 1.2"},  # fmt: skip
     }
     print(json.dumps(report, indent=1))
     return 0
