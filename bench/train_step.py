@@ -1,7 +1,7 @@
 """Training throughput of Ray Train + DeepSpeed, side by side in one run: bf16 against fp32, the trainer
 against a plain PyTorch loop at the same precision, torch.compile on and off, 1 against 2 workers.
 
-    .venv/bin/python bench/train_step.py [--variant S-S/16] [--steps 60] [--quick] [--defaults-only]
+    .venv/bin/python bench/train_step.py [--variant S-S/16] [--steps 60] [--quick] [--defaults-only] [--rounds 1]
 
 Prints one JSON object with, for each configuration, samples/s and step time:
 - `plain_fp32`, `plain_bf16`: a single-process loop (same model, batch, optimiser, thread count); bf16 as
@@ -17,7 +17,9 @@ Prints one JSON object with, for each configuration, samples/s and step time:
 - `trainer_default`, `trainer_default_ema`, `trainer_default_2_workers[_ema]`: the trainer as a user gets it
   (`precision` and `zero_stage` 'auto'), without and with `train.ema_decay`, against `plain_auto` (the plain
   loop at the precision 'auto' picks): trainer / plain >= 0.9, EMA on / off >= 0.95. `--defaults-only` runs
-  just these (the bf16 cases are 15-30x slower than fp32 on a CPU that emulates bf16).
+  just these (the bf16 cases are 15-30x slower than fp32 on a CPU that emulates bf16). `--rounds N` measures
+  these N times, in alternating order (ABBA...), and reports each round's ratios and their median: run-to-run
+  differences on a 2-core machine are as large as the goals' margins, so one round cannot decide them.
 Absolute times are not comparable between runs on a shared machine; the ratios are measured in one run.
 """
 
@@ -57,11 +59,12 @@ from workflows.runtime.precision import resolve_precision  # noqa: E402
 
 
 def config_for(args, shards: Path, workers: int, precision: str, compile_: bool = False,
-               zero_stage: int | str = 2, ema_decay: float = 0.0) -> TrainConfig:
+               zero_stage: int | str = 2, ema_decay: float = 0.0, round_: int = 0) -> TrainConfig:
     return TrainConfig.from_dict(
         {
+            # A distinct name per round: a finished run of the same name would be returned as it is, not re-run.
             "name": f"bench-{workers}w-{precision}-zero{zero_stage}" + ("-compile" if compile_ else "")
-                    + ("-ema" if ema_decay else ""),
+                    + ("-ema" if ema_decay else "") + (f"-round{round_}" if round_ else ""),
             "model": {"variant": args.variant, "channels": 16},
             "data": {"shards": str(shards)},
             "optim": {"base_lr": 0.016, "warmup_steps": 5},
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="18 steps of T-T/8: a smoke run of the benchmark")
     parser.add_argument("--defaults-only", action="store_true",
                         help="only the plain loop and the trainer at their defaults, 1 and 2 workers, EMA off and on")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure the defaults this many times, in alternating order (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.variant = 18, "T-T/8"
@@ -142,15 +147,23 @@ def main(argv: list[str] | None = None) -> int:
         prepare_shards(str(tmp / "corpus"), str(tmp / "shards"), size=64)
         shards = tmp / "shards"
         db = tmp / "runs.db"
+        load_before = os.getloadavg()
         # The defaults: precision and ZeRO stage 'auto' (what a user gets without setting them), EMA off and on.
-        figures = {
-            "plain_auto": plain_loop(config_for(args, shards, 1, "auto"), shards, args.steps),
-            "trainer_default": trainer(config_for(args, shards, 1, "auto", zero_stage="auto"), db),
-            "trainer_default_ema": trainer(config_for(args, shards, 1, "auto", zero_stage="auto", ema_decay=0.999), db),
-            "trainer_default_2_workers": trainer(config_for(args, shards, 2, "auto", zero_stage="auto"), db),
-            "trainer_default_2_workers_ema": trainer(
-                config_for(args, shards, 2, "auto", zero_stage="auto", ema_decay=0.999), db),
+        defaults = {
+            "plain_auto": lambda r: plain_loop(config_for(args, shards, 1, "auto"), shards, args.steps),
+            "trainer_default": lambda r: trainer(config_for(args, shards, 1, "auto", zero_stage="auto", round_=r), db),
+            "trainer_default_ema": lambda r: trainer(
+                config_for(args, shards, 1, "auto", zero_stage="auto", ema_decay=0.999, round_=r), db),
+            "trainer_default_2_workers": lambda r: trainer(
+                config_for(args, shards, 2, "auto", zero_stage="auto", round_=r), db),
+            "trainer_default_2_workers_ema": lambda r: trainer(
+                config_for(args, shards, 2, "auto", zero_stage="auto", ema_decay=0.999, round_=r), db),
         }
+        rounds = []
+        for r in range(args.rounds):
+            order = list(defaults) if r % 2 == 0 else list(reversed(defaults))
+            rounds.append({name: defaults[name](r) for name in order})
+        figures = dict(rounds[0])
         if not args.defaults_only:
             figures |= {
                 "plain_fp32": plain_loop(config_for(args, shards, 1, "fp32"), shards, args.steps),
@@ -164,13 +177,17 @@ def main(argv: list[str] | None = None) -> int:
             }
         ray.shutdown()
 
+    def default_ratios(rate: dict[str, float]) -> dict[str, float]:
+        return {
+            "ratio_trainer_default_vs_plain": rate["trainer_default"] / rate["plain_auto"],
+            "ratio_ema_vs_no_ema": rate["trainer_default_ema"] / rate["trainer_default"],
+            "ratio_ema_vs_no_ema_2_workers": rate["trainer_default_2_workers_ema"] / rate["trainer_default_2_workers"],
+            "speedup_2_vs_1_workers_default": rate["trainer_default_2_workers"] / rate["trainer_default"],
+        }
+
+    per_round = [default_ratios({name: f["samples_per_s"] for name, f in r.items()}) for r in rounds]
+    ratios = {name: statistics.median(r[name] for r in per_round) for name in per_round[0]}
     rate = {name: f["samples_per_s"] for name, f in figures.items()}
-    ratios = {
-        "ratio_trainer_default_vs_plain": rate["trainer_default"] / rate["plain_auto"],
-        "ratio_ema_vs_no_ema": rate["trainer_default_ema"] / rate["trainer_default"],
-        "ratio_ema_vs_no_ema_2_workers": rate["trainer_default_2_workers_ema"] / rate["trainer_default_2_workers"],
-        "speedup_2_vs_1_workers_default": rate["trainer_default_2_workers"] / rate["trainer_default"],
-    }
     if not args.defaults_only:
         ratios |= {
             "ratio_bf16_vs_fp32_trainer": rate["trainer_bf16"] / rate["trainer_fp32"],
@@ -189,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         "global_batch": args.batch,
         "steps": args.steps,
         "precision_auto_resolves_to": resolve_precision("auto", use_gpu=False),
+        "load_average_before_after": [load_before, os.getloadavg()],
         **figures,
         **ratios,
+        "rounds": [{**{name: f["samples_per_s"] for name, f in r.items()}, **q} for r, q in zip(rounds, per_round)],
         "goals": {"ratio_trainer_default_vs_plain": ">= 0.9", "ratio_ema_vs_no_ema": ">= 0.95",
                   "ratio_bf16_vs_fp32_trainer": ">= 1.8 (CPUs with native bf16)",
                   "ratio_trainer_vs_plain_bf16": ">= 0.85", "data_wait_fraction": "<= 0.05"},
