@@ -45,6 +45,12 @@ def test_video_tubelets_with_grad_accum_in_bf16(sample_shards, local_ray, tmp_pa
     assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
     assert run.data.metrics["eval_samples"] >= 1 and math.isfinite(run.data.metrics["eval_psnr"])
     assert run.data.params["rfvd"] == "off"
+    phases = {k: v for k, v in run.data.metrics.items() if k.startswith("phase_")}
+    assert set(phases) == {f"phase_{p}_s" for p in ("start", "setup", "steps", "checkpoints", "finish", "shutdown")}
+    assert all(v >= 0 for v in phases.values()), phases
+    assert all(phases[f"phase_{p}_s"] > 0 for p in ("setup", "steps", "finish")), phases
+    # the phases add up to the time from building the run to the driver's last look at it, a little past the fit
+    assert result.wall_time_s <= sum(phases.values()) < result.wall_time_s + 10, (phases, result.wall_time_s)
 
 
 def _speed_config(name: str, shards, **train) -> TrainConfig:

@@ -7,6 +7,7 @@ unfinished one continues from its last Ray Train checkpoint in the same MLflow r
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import ray
@@ -17,10 +18,10 @@ from workflows.runs.checkpoints import EXPORT_DIR
 from workflows.runs.progress import fit_followed, format_duration
 from workflows.runs.room import check_cluster_can_hold
 from workflows.runs.spec import RunSpec
-from workflows.runs.worker import WorkerConfig, train_loop_per_worker
+from workflows.runs.worker import PHASES, WorkerConfig, train_loop_per_worker
 from workflows.runtime.console import say
 from workflows.runtime.paths import storage_location
-from workflows.tracking import RunResult, open_run, run_metrics, tracking_client
+from workflows.tracking import RunResult, log_metrics, open_run, run_metrics, tracking_client
 
 
 def copy_export(export: Path, destination: str) -> None:
@@ -59,9 +60,10 @@ def run(
         return finished
 
     scaling, schedule = spec.scaling, spec.schedule
+    worker = WorkerConfig(spec, tracking_uri, run_id, verbose)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=WorkerConfig(spec, tracking_uri, run_id, verbose),
+        train_loop_config=worker,
         scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
                                      placement_strategy=scaling.placement),  # fmt: skip
         # The Ray Train run is named after the MLflow run, so a re-run finds its checkpoints again.
@@ -81,5 +83,9 @@ def run(
     if export is not None and spec.export_to:
         copy_export(export, spec.export_to)
     metrics = run_metrics(client, run_id)
+    if all(phase in metrics for phase in PHASES):  # the rest of the wall: Ray Train's shutdown, the driver's waits
+        shutdown = {"phase_shutdown_s": time.time() - worker.submitted_at - sum(metrics[p] for p in PHASES)}
+        log_metrics(client, run_id, shutdown, step=schedule.steps)
+        metrics.update(shutdown)
     say(result_line(spec, metrics, wall))
     return RunResult(run_id, dict(metrics), wall, skipped=False, export=str(export) if export else None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import ray.train
@@ -31,6 +31,14 @@ class WorkerConfig:
     tracking_uri: str
     run_id: str
     verbose: bool = False  # False: known third-party warnings are filtered in the workers too
+    submitted_at: float = field(default_factory=time.time)  # wall clock when the driver built the run
+
+
+# Where a run's wall time goes, logged by rank 0 in seconds at the last step. start: from the driver building the
+# run to this worker's loop (Ray Train's start, placement, process group; after a restart the lost attempt too);
+# setup: the engine's state (DeepSpeed init), resume, the dataset split; steps: the step loop less checkpoints;
+# finish: evaluation, export and the final checkpoint. The driver adds phase_shutdown_s, the rest of the wall.
+PHASES = ("phase_start_s", "phase_setup_s", "phase_steps_s", "phase_checkpoints_s", "phase_finish_s")
 
 
 class TimedBatches:
@@ -50,6 +58,7 @@ class TimedBatches:
 
 
 def train_loop_per_worker(worker: WorkerConfig) -> None:
+    entered = time.time()
     spec, s = worker.spec, worker.spec.schedule
     configure_console(worker.verbose)
     context = ray.train.get_context()
@@ -71,7 +80,9 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
     batches = TimedBatches(endless_batches(ray.train.get_dataset_shard("train"), s.micro_batch_size,
                                            s.shuffle_buffer, seed=rank_seed(s.seed, rank),
                                            skip=start_step * s.batches_per_step))  # fmt: skip
-    window_start, window_steps = time.perf_counter(), 0
+    loop_start = time.perf_counter()
+    setup_s, checkpoints_s = time.time() - entered, 0.0
+    window_start, window_steps = loop_start, 0
     for step in range(start_step + 1, s.steps + 1):
         terms = state.step(step, batches)
         window_steps += 1
@@ -87,13 +98,19 @@ def train_loop_per_worker(worker: WorkerConfig) -> None:
                 logger.metrics(values, step)
             batches.wait, window_start, window_steps = 0.0, time.perf_counter(), 0
         if s.checkpoint_every and step % s.checkpoint_every == 0 and step < s.steps:
+            saving = time.perf_counter()
             save_and_report(state, step, {"step": step}, rank)
+            checkpoints_s += time.perf_counter() - saving
+    steps_s = time.perf_counter() - loop_start - checkpoints_s
 
     def save_final(metrics: dict[str, float], export) -> None:
         save_and_report(state, s.steps, {"step": s.steps, **metrics}, rank, export)
 
+    finishing = time.perf_counter()
     state.finish(start_step, save_final)
     if logger is not None:
+        phases = (entered - worker.submitted_at, setup_s, steps_s, checkpoints_s, time.perf_counter() - finishing)
+        logger.metrics(dict(zip(PHASES, phases)), s.steps)
         if monitor is not None:
             monitor.finish()
         logger.finish()
