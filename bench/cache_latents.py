@@ -4,7 +4,7 @@
   stats; Ray started beforehand and not counted) versus a plain loop over the same tubelet shards with the
   same model on the same cores (one process, torch on all of them: read each shard, encode it in the same
   batches and precision, write its latent shard; no Ray, no checksums, no records): latents/s and their
-  ratio (goal >= 0.85), on the corpus and on the x10 corpus;
+  ratio (goals: >= 0.85 on the corpus, >= 0.95 on the x10 corpus, where Ray's start-up is amortised);
 - peak RSS of the whole process tree (driver, Ray's processes and the actors) for the corpus and for the
   same corpus x10 (goal: ratio <= 1.2).
 
@@ -145,7 +145,7 @@ def main() -> int:
         "ratio_pipeline_vs_plain_loop": round(pipe["latents_per_s"] / plain["latents_per_s"], 3),
         "ratio_pipeline_vs_plain_loop_large": round(pipe_large["latents_per_s"] / plain_large["latents_per_s"], 3),
         "peak_rss_ratio_large_vs_base": round(pipe_large["peak_rss_mb"] / pipe["peak_rss_mb"], 3),
-        "goals": {"ratio_pipeline_vs_plain_loop": ">= 0.85", "ratio_pipeline_vs_plain_loop_large": ">= 0.85",
+        "goals": {"ratio_pipeline_vs_plain_loop": ">= 0.85", "ratio_pipeline_vs_plain_loop_large": ">= 0.95",
                   "peak_rss_ratio_large_vs_base": "<= 1.2"},  # fmt: skip
     }
     print(json.dumps(report, indent=1))
