@@ -46,6 +46,7 @@ from workflows.reports.tables import rows_to_markdown
 from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
 from workflows.runtime.console import configure_console, say
 from workflows.runtime.paths import SWEEP_LATENTS
+from workflows.runtime.tracking_store import check_tracking_store, dashboard_lines, resolve_tracking_uri
 from workflows.sweeps.compute import Hardware
 from workflows.sweeps.planning import format_plan, plan_sweep
 from workflows.sweeps.probe import GenerationProbe
@@ -53,9 +54,9 @@ from workflows.sweeps.runner import SweepRunner
 from workflows.sweeps.summary import CONSOLE_COLUMNS, CONSOLE_GENERATION_COLUMNS, summary_row
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import (
-    CONFIG_ROLE, LOWER_IS_BETTER, ROLE_TAG, MlflowClient, check_tracking_store, dashboard_lines, end_run, git_commit,
-    log_metrics, open_parent, prepare_tracking, register_exports, registered_model_name, resolve_tracking_uri,
-    run_artifact_uri, set_alias_to_best, start_system_metrics, sweep_exports, tracking_client,
+    CONFIG_ROLE, LOWER_IS_BETTER, ROLE_TAG, MlflowClient, end_run, git_commit, log_metrics, open_parent,
+    prepare_tracking, register_exports, registered_model_name, run_artifact_uri, set_alias_to_best,
+    start_system_metrics, sweep_exports, tracking_client,
 )
 from workflows.training.spec import TokenizerSpec, run_training
 

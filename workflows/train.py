@@ -28,11 +28,9 @@ from workflows.config import ConfigError, TrainConfig, absolute_location
 from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
 from workflows.runtime.console import configure_console, say
 from workflows.runtime.paths import REGISTRY_EXPORTS
+from workflows.runtime.tracking_store import check_tracking_store, dashboard_lines, resolve_tracking_uri
 from workflows.sweeps.sweep_file import load_sweep
-from workflows.tracking import (
-    check_tracking_store, dashboard_lines, export_location, git_commit, prepare_tracking, resolve_tracking_uri,
-    tracking_client,
-)  # fmt: skip
+from workflows.tracking import export_location, git_commit, prepare_tracking, tracking_client
 from workflows.training.plan import plan_run
 from workflows.training.spec import TokenizerSpec, run_training
 

@@ -40,9 +40,8 @@ from workflows.generation.plan import plan_generation
 from workflows.generation.spec import check_workers_fit, run_generator
 from workflows.runs.room import ClusterTooSmall
 from workflows.runtime.console import configure_console, say
-from workflows.tracking import (
-    check_tracking_store, dashboard_lines, git_commit, prepare_tracking, resolve_tracking_uri,
-)  # fmt: skip
+from workflows.runtime.tracking_store import check_tracking_store, dashboard_lines, resolve_tracking_uri
+from workflows.tracking import git_commit, prepare_tracking
 
 DEFAULT_EXPERIMENT = "vitok-generation"  # where a generator without a parent run goes
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import mlflow_server
-from workflows.tracking import find_children, runs_page_url
+from workflows.runtime.tracking_store import runs_page_url
+from workflows.tracking import find_children
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The flags this closed machine needs: no sandbox as root, and no background calls to the internet.

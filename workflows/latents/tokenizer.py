@@ -24,9 +24,8 @@ from vitok import ViTokConfig
 from vitok.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fetch_s3
 from vitok.config import token_grid
 from workflows.latents.errors import LatentsError
-from workflows.tracking import (
-    check_tracking_store, fetch_artifacts, registry_source, resolve_tracking_uri, tracking_client,
-)  # fmt: skip
+from workflows.runtime.tracking_store import check_tracking_store, resolve_tracking_uri
+from workflows.tracking import fetch_artifacts, registry_source, tracking_client
 
 
 
