@@ -95,7 +95,6 @@ def main() -> int:
         "cores": 1,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "share_of_pipeline_stages": {k: round(v / total, 3) for k, v in in_pipeline.items()},
-        "decode_share": round(in_pipeline["unit: decode and transform"] / total, 3),
     }, indent=1))  # fmt: skip
     return 0
 
