@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import sys
@@ -36,9 +35,7 @@ def main() -> int:
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core: stage times without contention
 
-    import pyarrow.parquet as pq
-
-    from data_prep.exactly_once.commit import shard_path
+    from data_prep.exactly_once.commit import shard_bytes, shard_path
     from data_prep.fingerprint import fingerprint_all
     from data_prep.params import PrepParams
     from data_prep.process import process_unit
@@ -73,15 +70,10 @@ def main() -> int:
             if not out.rows:
                 continue
             table = timed("unit: arrow packing", tubelet_table, out.rows, out.pixels)
-            scalars = [c for c in table.column_names if c != "pixels"]
-            plain = io.BytesIO()  # not part of the pipeline: what zstd costs over no compression
-            timed("(not in the pipeline) parquet write, uncompressed", pq.write_table, table, plain,
-                  use_dictionary=scalars, write_statistics=scalars, compression="none")  # fmt: skip
+            # not part of the pipeline: what zstd costs over no compression
+            timed("(not in the pipeline) parquet write, uncompressed", shard_bytes, table, ("pixels",), "none")
             # write_shard's three steps, timed apart: the zstd Parquet write, the checksum, the atomic write.
-            packed = io.BytesIO()
-            timed("unit: parquet write, zstd", pq.write_table, table, packed,
-                  use_dictionary=scalars, write_statistics=scalars, compression="zstd")  # fmt: skip
-            data = packed.getvalue()
+            data = timed("unit: parquet write, zstd", shard_bytes, table, ("pixels",))
             timed("unit: shard sha256", lambda: hashlib.sha256(data).hexdigest())
             timed("unit: shard write with fsync", store.write_atomic, shard_path(unit.media_type, unit.unit_id), data)
             record = json.dumps({"unit_id": unit.unit_id, "stats": out.stats()}).encode()

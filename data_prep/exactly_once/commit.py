@@ -35,13 +35,18 @@ def commit_once(store: Store, unit_id: str, make_record: Callable[[], dict]) -> 
     return record
 
 
-def write_shard(store: Store, path: str, table: pa.Table, tensor_columns: tuple[str, ...]) -> dict:
-    """Write `table` atomically to `path`; return the record's shard entry: path, rows, sha256, bytes."""
+def shard_bytes(table: pa.Table, tensor_columns: tuple[str, ...], compression: str = "zstd") -> bytes:
+    """`table` as the Parquet file a shard holds (`compression` other than zstd: benchmarks only)."""
     scalars = [c for c in table.column_names if c not in tensor_columns]
     buf = io.BytesIO()
     # Tensor columns: no dictionary and no min/max statistics (both cost more time than they save for
     # noise-like pixels or floats), zstd: together about twice as fast to write as the defaults, ~10% larger.
-    pq.write_table(table, buf, use_dictionary=scalars, write_statistics=scalars, compression="zstd")
-    data = buf.getvalue()
+    pq.write_table(table, buf, use_dictionary=scalars, write_statistics=scalars, compression=compression)
+    return buf.getvalue()
+
+
+def write_shard(store: Store, path: str, table: pa.Table, tensor_columns: tuple[str, ...]) -> dict:
+    """Write `table` atomically to `path`; return the record's shard entry: path, rows, sha256, bytes."""
+    data = shard_bytes(table, tensor_columns)
     store.write_atomic(path, data)
     return {"path": path, "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
