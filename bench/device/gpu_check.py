@@ -16,7 +16,8 @@ then, through the stable command lines only (never the workflows' or data_prep's
 4. `workflows/cache_latents.py` with the first tokenizer that trained, then `workflows/train_generator.py`.
 
 Writes OUT/gpu_check.json after every stage ("complete": false until the last), so a run cut off by the device
-tool's limit still returns what it measured; each command's output goes to OUT/logs/. MLflow uses a local file
+tool's limit still returns what it measured; each command's output goes to OUT/logs/. On the GPU the stages
+share a time budget (SETTINGS' budget_s) that ends the check inside the device tool's 600 s. MLflow uses a local file
 store (MLFLOW_ALLOW_FILE_STORE=true): the GPU machine carries mlflow-skinny only, without the SQLite stack.
 """
 
@@ -53,13 +54,14 @@ from vitok import ViTokConfig  # noqa: E402
 SETTINGS = {
     "gpu": {"variant": "S-B/16", "size": 256, "images": 320, "batch": 32, "steps": 40, "log_every": 5,
             "compile": [False, True], "dit": "DiT-L/1", "dit_batch": 64, "dit_steps": 40,
-            "plain_warmup": 3, "plain_steps": 10, "matmul_n": 8192, "stage_timeout_s": 240},
+            "plain_warmup": 3, "plain_steps": 10, "matmul_n": 8192, "stage_timeout_s": 240, "budget_s": 520},
     "dry": {"variant": "T-T/8", "size": 64, "images": 48, "batch": 8, "steps": 8, "log_every": 2,
             "compile": [False], "dit": "DiT-N/1", "dit_batch": 16, "dit_steps": 8,
-            "plain_warmup": 1, "plain_steps": 3, "matmul_n": 1024, "stage_timeout_s": 900},
+            "plain_warmup": 1, "plain_steps": 3, "matmul_n": 1024, "stage_timeout_s": 900, "budget_s": None},
 }  # fmt: skip
 CHANNELS = 16  # latent channels c of the tokenizer (the README's S-B/16 figures use c = 16)
 GOALS = {"trainer_vs_plain_compiled": 0.9, "tokenizer_train_mfu": 0.35}
+MIN_STAGE_S = 45  # under this much of the budget left, a stage is skipped rather than started and cut off
 RUNNING: list[subprocess.Popen] = []  # the stage now running, for end_stage_on_sigterm
 
 
@@ -75,19 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for gpu_check.json, logs/ and work/")
     parser.add_argument("--dry", action="store_true", help="CPU, tiny sizes, no compile: the check of the check")
+    parser.add_argument("--work", help="folder for the images, shards, MLflow store and Ray results (default: "
+                        "OUT/work; the device tool returns at most 8 files from OUT, so the GPU run puts it elsewhere)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, end_stage_on_sigterm)
     s = SETTINGS["dry" if args.dry else "gpu"]
     device = torch.device("cpu" if args.dry else "cuda")
     out = Path(args.out).resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    work = out / "work"
+    work = Path(args.work).resolve() if args.work else out / "work"
     started = time.monotonic()
     report = {
         "benchmark": "GPU check: Ray Train + DeepSpeed trainer and DiT generator vs the plain PyTorch step",
         "mode": "dry (CPU)" if args.dry else "gpu",
         **environment(device),
-        "settings": {k: v for k, v in s.items() if k != "stage_timeout_s"},
+        "settings": {k: v for k, v in s.items() if k not in ("stage_timeout_s", "budget_s")},
         "tracking": "MLflow local file store (mlflow-skinny on the GPU machine)",
         "plain_step": "forward + backward without the optimiser step: trainer / plain is a lower bound",
         "skipped": [] if not args.dry else [
@@ -96,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         "errors": [],
         "complete": False,
     }  # fmt: skip
-    save = lambda: (out / "gpu_check.json").write_text(json.dumps(report, indent=1))  # noqa: E731
+    clock = StageClock(s["stage_timeout_s"], s["budget_s"], report)
+
+    def save() -> None:  # the summary too, so that a run cut off by the device tool's limit has its ratios
+        report["summary"] = summarise(report, s, peak, args.dry)
+        report["wall_s"] = round(time.monotonic() - started, 1)
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
 
     peak = model_step.matmul_peak(device, torch.bfloat16, s["matmul_n"], 3)
     report["matmul_peak_bf16_gflops"] = round(peak * 1e-9, 1)
@@ -109,31 +118,41 @@ def main(argv: list[str] | None = None) -> int:
     write_images(work / "images", s["images"], s["size"] + s["size"] // 8)
     report["data_prep"] = run_stage("data_prep", [
         "-m", "data_prep", "run", "--input", str(work / "images"), "--output", str(shards),
-        "--size", str(s["size"]), "--val-fraction", "0.2"], out, s["stage_timeout_s"], report)  # fmt: skip
+        "--size", str(s["size"]), "--val-fraction", "0.2"], out, clock, report)  # fmt: skip
     save()
 
     tracking = (work / "mlruns").as_uri()
-    # Compiled runs first: the GPU goals are about them, and a run cut off by the time limit loses the last.
     runs = [(f"zero{zero}-{'compile' if compile_ else 'eager'}", zero, compile_)
             for compile_ in sorted(s["compile"], reverse=True) for zero in (0, 2)]  # fmt: skip
     sweep = write_sweep(work / "sweep.yaml", s, shards, not args.dry, runs)
     report["trainer"] = {}
-    for name, _, _ in runs:
+
+    def train(name: str) -> None:
+        if not clock.allows(name):
+            return
         result = run_stage(name, [
             "workflows/train.py", "--config", str(sweep), "--run", name, "--tracking-uri", tracking,
-            "--storage", str(work / "ray_results")], out, s["stage_timeout_s"], report, device)  # fmt: skip
+            "--storage", str(work / "ray_results")], out, clock, report, device)  # fmt: skip
         result.update(logged_rates(tracking, name, "gpu-check"))
         report["trainer"][name] = result
         save()
 
+    # The first compile mode's runs (compiled on the GPU), then the generator, the other mode's runs last: the
+    # GPU goals are about the compiled runs, and a check cut off by its time budget loses what comes last.
+    first_mode = runs[0][2]
+    for name, _, compile_ in runs:
+        if compile_ == first_mode:
+            train(name)
+
     # The latents come from the first tokenizer that trained and exported.
     tokenizer = next((r["run_id"] for r in report["trainer"].values() if r["exit"] == 0 and r.get("run_id")), None)
-    if tokenizer:
+    if tokenizer and clock.allows("cache_latents"):
         report["cache_latents"] = run_stage("cache_latents", [
             "workflows/cache_latents.py", "--shards", str(shards), "--tokenizer", f"runs:/{tokenizer}/model",
             "--output", str(work / "latents"), "--tracking-uri", tracking, "--batch-size", str(s["batch"])],
-            out, s["stage_timeout_s"], report, device)  # fmt: skip
+            out, clock, report, device)  # fmt: skip
         save()
+    if report.get("cache_latents", {}).get("exit") == 0 and clock.allows("train_generator"):
         generation = work / "generation.yaml"
         generation.write_text(yaml.safe_dump({"generation": {
             "name": "gpu-check-dit", "model": s["dit"], "steps": s["dit_steps"], "micro_batch_size": s["dit_batch"],
@@ -142,17 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         result = run_stage("train_generator", [
             "workflows/train_generator.py", "--latents", str(work / "latents"), "--tokenizer-run", tokenizer,
             "--config", str(generation), "--tracking-uri", tracking, "--storage", str(work / "ray_results")],
-            out, s["stage_timeout_s"], report, device)  # fmt: skip
+            out, clock, report, device)  # fmt: skip
         result.update(logged_rates(tracking, "gpu-check-dit", None))
         report["generator"] = result
         save()
+
+    for name, _, compile_ in runs:
+        if compile_ != first_mode:
+            train(name)
 
     # The peak again at the end, keeping the better (as bench/model_step.py does): other jobs sharing the device
     # or the cores can only lower a measurement.
     peak = max(peak, model_step.matmul_peak(device, torch.bfloat16, s["matmul_n"], 3))
     report["matmul_peak_bf16_gflops"] = round(peak * 1e-9, 1)
-    report["summary"] = summarise(report, s, peak, args.dry)
-    report["wall_s"] = round(time.monotonic() - started, 1)
     report["complete"] = True
     save()
     print(json.dumps(report, indent=1))
@@ -210,7 +231,29 @@ def write_sweep(path: Path, s: dict, shards: Path, gpu: bool, runs: list[tuple[s
     return path
 
 
-def run_stage(name: str, args: list[str], out: Path, timeout_s: int, report: dict,
+class StageClock:
+    """Each stage's time limit: its own limit, cut to what is left of the whole check's budget (GPU run: the
+    device tool ends a command at 600 s, and a check cut off there loses its last stages unsummarised). A stage
+    that would start with under MIN_STAGE_S left is skipped and listed in the report's `skipped`."""
+
+    def __init__(self, stage_timeout_s: int, budget_s: int | None, report: dict) -> None:
+        self.stage_timeout_s, self.report = stage_timeout_s, report
+        self.deadline = None if budget_s is None else time.monotonic() + budget_s
+
+    def left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - time.monotonic()
+
+    def allows(self, stage: str) -> bool:
+        if self.left() >= MIN_STAGE_S:
+            return True
+        self.report["skipped"].append(f"{stage}: under {MIN_STAGE_S} s of the check's time budget left")
+        return False
+
+    def timeout(self) -> float:
+        return max(1.0, min(self.stage_timeout_s, self.left()))
+
+
+def run_stage(name: str, args: list[str], out: Path, clock: StageClock, report: dict,
               device: torch.device | None = None) -> dict:
     """Runs `python ARGS` from the repository root, its output in OUT/logs/NAME.log; returns its wall time, exit
     code and (on a GPU) the device's peak memory in use meanwhile. A failure is recorded, not raised: the
@@ -223,7 +266,7 @@ def run_stage(name: str, args: list[str], out: Path, timeout_s: int, report: dic
                                 start_new_session=True)  # fmt: skip
         RUNNING.append(proc)
         try:
-            code = proc.wait(timeout=timeout_s)
+            code = proc.wait(timeout=clock.timeout())
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -315,7 +358,7 @@ def summarise(report: dict, s: dict, peak: float, dry: bool) -> dict:
     for name, r in plain.items():
         summary["mfu"][f"plain_{name}"] = round(r["samples_per_s_median"] * r["gflops_per_sample"] * 1e9 / peak, 4)
     flops = plain["tokenizer_eager"]["gflops_per_sample"] * 1e9
-    for name, run in report["trainer"].items():
+    for name, run in report.get("trainer", {}).items():
         if "samples_per_s" not in run:
             continue
         mode = "compile" if name.endswith("compile") else "eager"

@@ -31,4 +31,7 @@ else
 fi
 # The file store: mlflow-skinny lacks the SQLite store's SQLAlchemy, and MLflow 3 refuses file stores unless told.
 export MLFLOW_ALLOW_FILE_STORE=true RAY_ENABLE_UV_RUN_RUNTIME_ENV=0
-exec "$PY" bench/device/gpu_check.py "${DRY[@]}" --out "$OUT"
+# GPU run: the work folder (thousands of images and shards) lies outside OUT, which the device tool returns.
+WORK=()
+if [ ${#DRY[@]} -eq 0 ]; then WORK=(--work /tmp/gpu_check_work); fi
+exec "$PY" bench/device/gpu_check.py "${DRY[@]}" "${WORK[@]}" --out "$OUT"
