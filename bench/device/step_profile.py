@@ -9,8 +9,9 @@ GPU worker, so the data path is not in the figures.
     python bench/device/step_profile.py --zero 0 --out OUT           # GPU: S-B/16 256p batch 32, bf16, eager
     python bench/device/step_profile.py --dry --zero 2 --out OUT     # CPU: T-T/8 64p batch 8
 
-Writes OUT/step_profile_zeroN.json: the trainer's and the plain step's median seconds (synchronised after
-every step), their ratio, and the profiler's top operators by self device time and by self CPU time.
+Writes OUT/step_profile_zeroN.json after each part (trainer timing, plain step, profile; "complete" after the
+last): the trainer's and the plain step's median seconds (synchronised after every step), their ratio, and the
+profiler's top operators by self device time and by self CPU time over a few steps.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ sys.path.insert(0, str(REPO))
 from bench import model_step  # noqa: E402
 from bench.harness import environment  # noqa: E402
 
-SIZES = {"gpu": {"variant": "S-B/16", "size": 256, "batch": 32, "warmup": 5, "steps": 20},
-         "dry": {"variant": "T-T/8", "size": 64, "batch": 8, "warmup": 2, "steps": 4}}  # fmt: skip
+SIZES = {"gpu": {"variant": "S-B/16", "size": 256, "batch": 32, "warmup": 5, "steps": 20, "profiled": 3},
+         "dry": {"variant": "T-T/8", "size": 64, "batch": 8, "warmup": 2, "steps": 4, "profiled": 2}}  # fmt: skip
 TOP = 25  # operators kept in each profiler table
+STARTED = time.monotonic()
+
+
+def progress(what: str) -> None:
+    """One line with the seconds since start: a run cut off by a time limit still says how far it got."""
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {what}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=0, world_size=1)
+    progress("process group up")
 
     from workflows.config import TrainConfig
     from workflows.runs.spec import WorkerContext
@@ -66,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_for_input(config, resolve_model_config(config), 1, s["size"], train_rows=10 * s["batch"])
     torch.manual_seed(0)
     state = TokenizerState(plan, WorkerContext(0, 1, None))
+    progress("engine built")
     pixels = torch.randint(0, 256, (s["batch"], 1, s["size"], s["size"], 3), dtype=torch.uint8, device=device)
     batches = iter(lambda: {"pixels": pixels}, None)  # endless
 
@@ -73,35 +82,45 @@ def main(argv: list[str] | None = None) -> int:
         terms = state.step(step, batches)
         float(terms["loss"].detach())  # the host sync the logging steps make, here on every step
 
-    times = timed(trainer_step, s["warmup"], s["steps"], device)
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device.type == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as profile:
-        for step in range(s["steps"]):
-            trainer_step(s["warmup"] + s["steps"] + step + 1)
-        synchronize(device)
-    del state
-    plain = model_step.step_rate(s["variant"], s["size"], s["batch"], device, "bf16", False, s["warmup"], s["steps"])
-
-    trainer_s = statistics.median(times)
     report = {
         "benchmark": "one tokenizer training step: the trainer's TokenizerState.step vs the plain step",
         **environment(["vitok", "workflows", "bench"]),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "settings": {**s, "zero_stage": args.zero, "precision": "bf16", "compile": False},
-        "trainer_step_s_median": round(trainer_s, 5),
-        "plain_step_s_median": plain["step_s_median"],
-        "plain_vs_trainer": round(plain["step_s_median"] / trainer_s, 3),
         "plain_note": "forward + backward only (bench/model_step.py step_rate), no optimiser step",
-        "top_by_self_device_time": table(profile, "self_device_time_total", s["steps"]) if device.type == "cuda"
-        else [],
-        "top_by_self_cpu_time": table(profile, "self_cpu_time_total", s["steps"]),
-    }  # fmt: skip
+        "complete": False,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"step_profile_zero{args.zero}.json").write_text(json.dumps(report, indent=1))
+    save = lambda: (out / f"step_profile_zero{args.zero}.json").write_text(json.dumps(report, indent=1))  # noqa: E731
+
+    report["trainer_step_s_median"] = round(statistics.median(timed(trainer_step, s["warmup"], s["steps"], device)), 5)
+    save()
+    progress(f"trainer step timed: {report['trainer_step_s_median']} s")
+
+    # The profile last: on a GPU its trace is the slowest and least certain part.
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profile:
+        for step in range(s["profiled"]):
+            trainer_step(s["warmup"] + s["steps"] + step + 1)
+        synchronize(device)
+    progress("trainer steps profiled")
+    del state
+    plain = model_step.step_rate(s["variant"], s["size"], s["batch"], device, "bf16", False, s["warmup"], s["steps"])
+    report["plain_step_s_median"] = plain["step_s_median"]
+    report["plain_vs_trainer"] = round(plain["step_s_median"] / report["trainer_step_s_median"], 3)
+    save()
+    progress(f"plain step timed: {plain['step_s_median']} s")
+
+    if device.type == "cuda":
+        report["top_by_self_device_time"] = table(profile, "self_device_time_total", s["profiled"])
+    report["top_by_self_cpu_time"] = table(profile, "self_cpu_time_total", s["profiled"])
+    report["complete"] = True
+    save()
+    progress("profile tables written")
     print(json.dumps({k: v for k, v in report.items() if not k.startswith("top_")}, indent=1))
     torch.distributed.destroy_process_group()
     return 0
