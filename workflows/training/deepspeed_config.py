@@ -1,4 +1,5 @@
-"""DeepSpeed configuration: the ZeRO file from infra/deepspeed merged with the run's batch and precision."""
+"""DeepSpeed configuration: the ZeRO file from infra/deepspeed merged with the run's batch and precision, and the
+engine settings that file cannot express (`tune_engine`)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,28 @@ def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
     if config.optim.grad_clip > 0:
         run_specific["gradient_clipping"] = config.optim.grad_clip
     return deep_merge(base, run_specific)
+
+
+class _NoOverflowCheck:
+    """Stands in for the overflow check of DeepSpeed's stage-0 mixed-precision optimiser in bf16 mode.
+
+    That check reads every gradient's finiteness back to the host one parameter at a time: a GPU sync per
+    parameter per step (53 for T-T/8, about 280 for S-B/16), with the GPU idle in between. bf16 has no loss
+    scale, so all it can find is a non-finite gradient, and the same step's gradient norm finds that anyway:
+    DeepSpeed's step then sees a non-finite norm and skips the update (tests/workflows/test_stage0_host_syncs.py).
+    """
+
+    def check(self, *args, **kwargs) -> bool:
+        return False
+
+
+def tune_engine(engine, config: TrainConfig, world_size: int) -> None:
+    """What the config dict cannot say, set on the engine `deepspeed.initialize` built (DeepSpeed 0.19.8):
+    at ZeRO-0 in bf16, no per-parameter overflow check (above); with one worker at ZeRO-0, no all-reduce of the
+    gradients over a group of one (it flattens, reduces and copies back every gradient to change nothing)."""
+    from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
+
+    if config.train.precision == "bf16" and isinstance(engine.optimizer, FP16_UnfusedOptimizer):
+        engine.optimizer.overflow_checker = _NoOverflowCheck()
+    if world_size == 1 and config.train.zero_stage == 0:
+        engine.enable_backward_allreduce = False

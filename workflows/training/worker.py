@@ -28,7 +28,7 @@ from workflows.config import TrainConfig
 from workflows.runs.rng import rank_seed
 from workflows.runs.spec import RunState, SaveFinal, WorkerContext
 from workflows.tracking import PER_SAMPLE_ARTIFACT
-from workflows.training.deepspeed_config import deepspeed_config
+from workflows.training.deepspeed_config import deepspeed_config, tune_engine
 from workflows.training.evaluation import ValBatch, eval_group, evaluate, pixels_to_model_input
 from workflows.training.extension_locks import remove_stale_build_locks
 from workflows.training.ingest import augment, center_crop
@@ -69,6 +69,7 @@ def build_engine(config: TrainConfig, model: ViTok, device: torch.device, world:
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(config, world)
     )
+    tune_engine(engine, config, world)
     return engine, schedule, start_masters_at(engine, weights, config.train.zero_stage)
 
 
