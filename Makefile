@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(PY) -m workflows.demo $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # Everything the demo, the tests and the entry points write into the checkout (the run outputs .gitignore
 # lists), and the venv.
