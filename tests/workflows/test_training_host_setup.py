@@ -36,8 +36,15 @@ def test_the_fused_cpu_adamw_steps_as_the_unfused_one():
             optimizer.step()
             schedule.step()
         models.append(model)
+    # The two differ only in the order of rounding, which Adam's g / sqrt(v) magnifies where a gradient is near
+    # zero: on an Intel Xeon one weight of 12,288 moved 2e-6 apart, 0.2% of one step (lr ~1e-3). So: every
+    # weight within 1% of a step, and at most 0.1% of them outside rounding error. A wrong lr, beta or bias
+    # correction moves every weight by a sizeable part of a step.
     for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+        gap = (a - b).abs()
+        assert gap.max() <= 1e-5, f"{name}: fused and unfused AdamW {gap.max():.2e} apart"
+        beyond_rounding = (gap > 1e-6 + 1e-5 * b.abs()).float().mean()
+        assert beyond_rounding <= 1e-3, f"{name}: {beyond_rounding:.2%} of the weights beyond rounding error"
 
 
 PROBE = """
