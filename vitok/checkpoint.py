@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 
 from vitok.s3_endpoint import pyarrow_s3_options
 
@@ -92,6 +92,15 @@ def load_checkpoint(
         if not needed.is_file():
             raise FileNotFoundError(f"not a ViTok checkpoint: {needed} is missing")
     return json.loads(config.read_text()), load_file(str(weights), device="cpu")
+
+
+def checkpoint_from_files(files: dict[str, bytes]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config dict, state dict on CPU) from the bytes of a checkpoint's two files, {WEIGHTS_NAME: ...,
+    CONFIG_NAME: ...}, as a process that received them (a Ray actor) holds them: nothing goes through disk."""
+    for needed in (WEIGHTS_NAME, CONFIG_NAME):
+        if needed not in files:
+            raise FileNotFoundError(f"not a ViTok checkpoint: {needed} is missing")
+    return json.loads(files[CONFIG_NAME]), load(files[WEIGHTS_NAME])
 
 
 def load_state_dict(path: str | Path, endpoint_url: str | None = None) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_from_files, load_checkpoint, save_checkpoint
 from .config import ViTokConfig, token_grid
 from .layers import Block, make_norm
 from .losses import kl_divergence
@@ -213,7 +213,19 @@ class ViTok(nn.Module):
 
         s3:// is read through pyarrow; the endpoint comes from `endpoint_url` or AWS_ENDPOINT_URL.
         """
-        config, state = load_checkpoint(path, endpoint_url)
+        return cls._from_checkpoint(*load_checkpoint(path, endpoint_url), device, dtype)
+
+    @classmethod
+    def from_files(
+        cls, files: dict[str, bytes], device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> "ViTok":
+        """As `from_pretrained`, from the bytes of the two files `save_pretrained` writes, keyed by file name
+        (what Ray actors receive through the object store)."""
+        return cls._from_checkpoint(*checkpoint_from_files(files), device, dtype)
+
+    @classmethod
+    def _from_checkpoint(cls, config: dict, state: dict[str, torch.Tensor], device: str | torch.device,
+                         dtype: torch.dtype) -> "ViTok":  # fmt: skip
         with torch.device("meta"):  # skip the random init that the loaded weights would overwrite
             model = cls(ViTokConfig.from_dict(config))
         model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, assign=True)

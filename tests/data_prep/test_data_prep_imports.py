@@ -20,7 +20,3 @@ def test_the_data_prep_actors_modules_import_no_torch():
     assert "data_prep.fan_out" in loaded
     assert "torch" not in loaded
 
-
-def test_vitok_loads_torch_only_when_a_model_name_is_used():
-    assert "torch" not in modules_loaded_by("import vitok.s3_endpoint")
-    assert "torch" in modules_loaded_by("from vitok import ViTok")

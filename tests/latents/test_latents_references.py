@@ -21,7 +21,6 @@ from tests.helpers import mlflow_server as mlflow_server_at
 from vitok import ViTok
 from workflows import scale_sweep
 from workflows.cache_latents import main as cache_latents_cli
-from workflows.latents.encode import load_model
 from workflows.latents.errors import LatentsError
 from workflows.latents.tokenizer import load_tokenizer
 from workflows.tracking import (
@@ -129,7 +128,7 @@ def test_models_and_runs_references_load_the_registered_weights(registered, expo
         assert tok.weights_sha256 == sha256(folder), reference
         assert tok.source.startswith("mlflow-artifacts:/")  # fetched through the server, not from its disk
         x = torch.rand(2, 1, 32, 32, 3) * 2 - 1
-        loaded = load_model(tok.files, torch.device("cpu"))
+        loaded = ViTok.from_files(tok.files)
         with torch.inference_mode():
             expected = ViTok.from_pretrained(folder).encode(x, sample=False)
             torch.testing.assert_close(loaded.encode(x, sample=False), expected)

@@ -170,14 +170,19 @@ def test_checkpoint_roundtrip(tmp_path):
     loaded = ViTok.from_pretrained(tmp_path / "ckpt")
     assert loaded.config == model.config and not loaded.training
     assert all(p.requires_grad and p.device.type == "cpu" for p in loaded.parameters())
+    in_memory = ViTok.from_files({p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()})
+    assert in_memory.config == model.config and not in_memory.training
     x = _pixels(2, 4, 16, 16, 3)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).recon, model(x).recon, rtol=0, atol=0)
+        torch.testing.assert_close(in_memory(x).recon, model(x).recon, rtol=0, atol=0)
 
 
 def test_from_pretrained_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a ViTok checkpoint"):
         ViTok.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a ViTok checkpoint: config.json is missing"):
+        ViTok.from_files({"model.safetensors": b""})
     with pytest.raises(ValueError, match="unsupported checkpoint location"):
         ViTok.from_pretrained("gs://bucket/ckpt")
 
@@ -187,3 +192,12 @@ def test_package_import_is_light():
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=repo)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_torch_loads_with_the_first_model_name_used():
+    """A torch-free submodule (vitok.s3_endpoint, which data prep's actors import) costs no torch import."""
+    code = ("import sys, vitok.s3_endpoint; print('torch' in sys.modules); "
+            "from vitok import ViTok; print('torch' in sys.modules)")
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=repo)
+    assert done.stdout.split() == ["False", "True"], done.stderr

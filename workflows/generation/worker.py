@@ -22,6 +22,7 @@ import ray.train
 import ray.train.torch
 import torch
 
+from vitok import ViTok
 from vitok.checkpoint import save_checkpoint
 from vitok.generation import DiT, flow_matching_loss
 from workflows.generation.ema import WeightAverage
@@ -30,7 +31,6 @@ from workflows.generation.ingest import LABEL
 from workflows.generation.metrics import generation_metrics
 from workflows.generation.plan import GenerationPlan
 from workflows.generation.sampling import gather_on_rank0, generate, precision_context, share
-from workflows.latents.encode import load_model
 from workflows.latents.manifest import STATS
 from workflows.latents.schema import LATENT
 from workflows.runs.rng import rank_seed
@@ -128,7 +128,7 @@ class GeneratorState(RunState):
         sampler = DiT(plan.dit_config).to(device)
         sampler.load_state_dict(final)
         sampler.eval()
-        tokenizer = load_model(ray.get(self.tokenizer["files"]), device)
+        tokenizer = ViTok.from_files(ray.get(self.tokenizer["files"]), device)
         start = time.perf_counter()
         mine = generate(sampler, tokenizer, plan.stats, share(plan.samples, self.rank, self.world), self.classes,
                         plan.latent_shape, normalization=c.normalization, method=c.sampler, steps=c.sample_steps,

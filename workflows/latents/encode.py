@@ -1,4 +1,5 @@
-"""The tokenizer on one device: built from its files' bytes, encoding uint8 tubelets into latent moments.
+"""The tokenizer on one device (`ViTok.from_files`, from the bytes the driver read), encoding uint8 tubelets
+into latent moments.
 
 Precision: "bf16" runs the encoder under torch.autocast (bf16 matmuls, fp32 weights, norms and softmax as
 autocast keeps them), "fp32" runs it as it is. "auto" picks bf16 where the device computes it natively
@@ -8,22 +9,11 @@ is applied afterwards (schema.to_storage).
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from vitok import ViTok
 from workflows.training.evaluation import pixels_to_model_input
-
-
-def load_model(files: dict[str, bytes], device: torch.device) -> ViTok:
-    """The tokenizer from the bytes of its export, through `ViTok.from_pretrained` (eval mode, fp32)."""
-    with tempfile.TemporaryDirectory(prefix="tokenizer-") as tmp:
-        for name, data in files.items():
-            (Path(tmp) / name).write_bytes(data)
-        return ViTok.from_pretrained(tmp, device=device)
 
 
 class LatentEncoder:

@@ -18,7 +18,8 @@ from data_prep.ray_session import connect_ray, usable_cpus
 from data_prep.s3 import S3Settings
 from data_prep.storage import open_store
 from workflows.latents.commit import commit_latent_unit
-from workflows.latents.encode import LatentEncoder, load_model
+from vitok import ViTok
+from workflows.latents.encode import LatentEncoder
 from workflows.latents.params import LatentParams
 from workflows.latents.units import LatentUnit
 
@@ -77,7 +78,7 @@ class TokenizerActor(UnitWorker):
         device = torch.device("cuda" if use_gpu else "cpu")  # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU
         if not use_gpu:
             torch.set_num_threads(threads)
-        model = load_model(ray.get(tokenizer["files"]), device)
+        model = ViTok.from_files(ray.get(tokenizer["files"]), device)
         self.encoder = LatentEncoder(model, params.precision, batch_size, device)
         self.output = open_store(output_root, settings)
         self.tubelets = open_store(tubelets_root, settings)
