@@ -18,6 +18,7 @@ import sys
 
 from .config import ViTokConfig
 from .flops import model_stats
+from .media import DEFAULT_CRF
 from .tiling import Tiling
 
 MEDIA_COMMANDS = ("encode", "decode", "reconstruct")
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                              help="frames shared by neighbouring chunks, cross-faded (default: chunk / 4)")
     for command in (encode, decode, reconstruct):
         command.add_argument("--device", default="cpu", help="torch device to run the model on (default cpu)")
+    for command in (decode, reconstruct):
+        command.add_argument("--crf", type=int, default=DEFAULT_CRF,
+                             help="H.264 quality of a video output: 0 lossless to 51 (default %(default)s)")
     return parser
 
 
@@ -68,13 +72,13 @@ def _media(args: argparse.Namespace) -> None:
     from . import media_commands  # imported here: PIL and PyAV are only needed by these commands
 
     if args.command == "decode":
-        media_commands.decode(args.model, args.latents, args.output, args.device)
+        media_commands.decode(args.model, args.latents, args.output, args.device, args.crf)
         return
     tiling = Tiling(args.tile, args.overlap, args.chunk, args.chunk_overlap)
     if args.command == "encode":
         media_commands.encode(args.model, args.input, args.latents, tiling, args.device)
     else:
-        media_commands.reconstruct(args.model, args.input, args.output, tiling, args.device)
+        media_commands.reconstruct(args.model, args.input, args.output, tiling, args.device, args.crf)
 
 
 def main(argv: list[str] | None = None) -> int:

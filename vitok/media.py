@@ -118,10 +118,22 @@ def open_video(path: str | Path) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     return info, frames()
 
 
+# H.264's constant rate factor: 0 is lossless (what comes back is exactly the frames written, whatever the
+# encoder's decisions, which are not always the same from one run to the next), 51 the coarsest.
+DEFAULT_CRF = 18
+MAX_CRF = 51
+
+
+def check_crf(crf: int) -> None:
+    if not 0 <= crf <= MAX_CRF:
+        raise ValueError(f"--crf {crf}: H.264's CRF runs from 0 (lossless) to {MAX_CRF}")
+
+
 class VideoWriter:
     """H.264 in an .mp4 at an exact frame rate; frames are encoded as they are written."""
 
-    def __init__(self, path: str | Path, info: VideoInfo, crf: int = 18):
+    def __init__(self, path: str | Path, info: VideoInfo, crf: int = DEFAULT_CRF):
+        check_crf(crf)
         import av
 
         self.container = av.open(str(path), mode="w", format="mp4")

@@ -18,7 +18,8 @@ import torch
 
 from .checkpoint import WEIGHTS_NAME, resolve_path
 from .latents_file import LatentsHeader, load_latents, save_latents, weights_sha256
-from .media import Image, MediaError, VideoInfo, VideoWriter, image_format, kind_of, open_video, read_image, write_image
+from .media import (DEFAULT_CRF, Image, MediaError, VideoInfo, VideoWriter, check_crf, image_format, kind_of,
+                    open_video, read_image, write_image)
 from .model import ViTok
 from .tiling import Tiling, decode_stream, encode_stream, reconstruct_stream
 
@@ -78,7 +79,8 @@ def encode(model_location: str, source: str, latents_path: str, tiling: Tiling, 
         save_latents(temporary, header, chunks, alpha)
 
 
-def decode(model_location: str, latents_path: str, output: str, device: str = "cpu") -> None:
+def decode(model_location: str, latents_path: str, output: str, device: str = "cpu", crf: int = DEFAULT_CRF) -> None:
+    check_crf(crf)
     header, chunks, alpha = load_latents(latents_path)
     _output_kind(output, header.kind)
     model, sha = load_model(model_location, device)
@@ -90,10 +92,12 @@ def decode(model_location: str, latents_path: str, output: str, device: str = "c
         if header.kind == "image":
             write_image(temporary, Image(next(frames), header.mode, alpha), image_format(output))
         else:
-            _write_video(temporary, VideoInfo(header.height, header.width, Fraction(header.fps)), frames)
+            _write_video(temporary, VideoInfo(header.height, header.width, Fraction(header.fps)), frames, crf)
 
 
-def reconstruct(model_location: str, source: str, output: str, tiling: Tiling, device: str = "cpu") -> None:
+def reconstruct(model_location: str, source: str, output: str, tiling: Tiling, device: str = "cpu",
+                crf: int = DEFAULT_CRF) -> None:  # fmt: skip
+    check_crf(crf)
     kind = kind_of(source)
     _output_kind(output, kind)
     model, _, tiling = _model_for(model_location, tiling, device)
@@ -104,11 +108,11 @@ def reconstruct(model_location: str, source: str, output: str, tiling: Tiling, d
             write_image(temporary, Image(rgb, image.mode, image.alpha), image_format(output))
         else:
             info, frames = open_video(source)
-            _write_video(temporary, info, reconstruct_stream(model, frames, tiling))
+            _write_video(temporary, info, reconstruct_stream(model, frames, tiling), crf)
 
 
-def _write_video(path: Path, info: VideoInfo, frames: Iterator) -> None:
-    writer = VideoWriter(path, info)
+def _write_video(path: Path, info: VideoInfo, frames: Iterator, crf: int) -> None:
+    writer = VideoWriter(path, info, crf)
     try:
         for frame in frames:
             writer.write(frame)
