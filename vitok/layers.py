@@ -9,8 +9,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .rope import apply_rope
+
+# Below this many tokens, bf16 training on the CPU runs attention through SDPA's math kernel: there torch's CPU
+# flash-attention backward works on blocks of 32 queries (64 from 192 tokens on) and takes longer than the
+# math kernel's forward and backward together, while from 192 tokens on, in fp32 and in every pass without
+# gradients, flash is the faster one (bench/attention.py measures both side by side). GPUs keep SDPA's choice.
+CPU_BF16_MATH_BELOW = 192
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Softmax attention of (B, heads, L, head_dim) queries, keys and values, with the kernel chosen as above."""
+    short_bf16_training = (q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.requires_grad
+                           and q.shape[-2] < CPU_BF16_MATH_BELOW)  # fmt: skip
+    if short_bf16_training:
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v)
 
 
 class LayerNorm(nn.Module):
@@ -72,7 +89,7 @@ class Attention(nn.Module):
         qkv = self.qkv(x).view(B, L, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, L, head_dim)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, L, head_dim)
+        out = attention(q, k, v)  # (B, heads, L, head_dim)
         return self.proj(out.transpose(1, 2).reshape(B, L, D))
 
 
