@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import environment  # noqa: E402
-from vitok.layers import CPU_BF16_MATH_BELOW, attention  # noqa: E402
+from vitok.layers import CPU_BF16_MATH_BELOW, attention, uses_math_kernel  # noqa: E402
 
 HEADS = {"T (width 128)": (4, 32), "S/B (head_dim 64)": (6, 64)}
 LENGTHS = (16, 64, 128, 160, 192, 256, 512)
@@ -69,8 +69,7 @@ def case(batch: int, heads: int, head_dim: int, length: int, dtype: torch.dtype,
            "forward_flash_ms": milliseconds(infer(flash), repeats),
            "forward_math_ms": milliseconds(infer(math), repeats)}  # fmt: skip
     row = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
-    picks_math = dtype == torch.bfloat16 and length < CPU_BF16_MATH_BELOW
-    row["train_picked"] = "math" if picks_math else "flash"
+    row["train_picked"] = "math" if uses_math_kernel(q) else "flash"
     row["picked_vs_best"] = round(min(row["train_flash_ms"], row["train_math_ms"]) / row["train_picked_ms"], 3)
     return row
 

@@ -14,17 +14,21 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from .rope import apply_rope
 
 # Below this many tokens, bf16 training on the CPU runs attention through SDPA's math kernel: there torch's CPU
-# flash-attention backward works on blocks of 32 queries (64 from 192 tokens on) and takes longer than the
-# math kernel's forward and backward together, while from 192 tokens on, in fp32 and in every pass without
-# gradients, flash is the faster one (bench/attention.py measures both side by side). GPUs keep SDPA's choice.
+# flash-attention backward takes longer than the math kernel's forward and backward together (its time drops
+# at 192 tokens), while from 192 tokens on, in fp32 and in every pass without gradients, flash is the faster
+# one (bench/attention.py measures both side by side). GPUs keep SDPA's choice.
 CPU_BF16_MATH_BELOW = 192
+
+
+def uses_math_kernel(q: torch.Tensor) -> bool:
+    """Whether `attention` runs these (B, heads, L, head_dim) queries through the math kernel (see above)."""
+    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.requires_grad
+            and q.shape[-2] < CPU_BF16_MATH_BELOW)  # fmt: skip
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Softmax attention of (B, heads, L, head_dim) queries, keys and values, with the kernel chosen as above."""
-    short_bf16_training = (q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.requires_grad
-                           and q.shape[-2] < CPU_BF16_MATH_BELOW)  # fmt: skip
-    if short_bf16_training:
+    if uses_math_kernel(q):
         with sdpa_kernel(SDPBackend.MATH):
             return F.scaled_dot_product_attention(q, k, v)
     return F.scaled_dot_product_attention(q, k, v)
