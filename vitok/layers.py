@@ -9,28 +9,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .rope import apply_rope
 
-# Below this many tokens, bf16 training on the CPU runs attention through SDPA's math kernel: there torch's CPU
-# flash-attention backward takes longer than the math kernel's forward and backward together (its time drops
-# at 192 tokens), while from 192 tokens on, in fp32 and in every pass without gradients, flash is the faster
-# one (bench/attention.py measures both side by side). GPUs keep SDPA's choice.
-CPU_BF16_MATH_BELOW = 192
+# bf16 training on the CPU computes attention in fp32 (SDPA's flash kernel on fp32 copies, the result cast back)
+# for sequences shorter than 192 tokens and for heads of 32 channels or fewer: there torch's CPU bf16 flash
+# backward takes longer than the fp32 kernel's forward and backward with the casts, and longer than the math
+# kernel too. Autocast is paused for it, since it would cast the copies back to bf16. Longer sequences of
+# wider heads (S and B: 64) keep bf16 flash, the faster one there, as do fp32 models, every pass without
+# gradients and GPUs (bench/attention.py measures all three side by side).
+CPU_BF16_FP32_BELOW_TOKENS = 192
+CPU_BF16_FP32_UP_TO_HEAD_DIM = 32
 
 
-def uses_math_kernel(q: torch.Tensor) -> bool:
-    """Whether `attention` runs these (B, heads, L, head_dim) queries through the math kernel (see above)."""
-    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.requires_grad
-            and q.shape[-2] < CPU_BF16_MATH_BELOW)  # fmt: skip
+def computes_in_fp32(q: torch.Tensor) -> bool:
+    """Whether `attention` computes these bf16 (B, heads, L, head_dim) queries' attention in fp32 (see above)."""
+    short_or_narrow = q.shape[-2] < CPU_BF16_FP32_BELOW_TOKENS or q.shape[-1] <= CPU_BF16_FP32_UP_TO_HEAD_DIM
+    return q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.requires_grad and short_or_narrow
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Softmax attention of (B, heads, L, head_dim) queries, keys and values, with the kernel chosen as above."""
-    if uses_math_kernel(q):
-        with sdpa_kernel(SDPBackend.MATH):
-            return F.scaled_dot_product_attention(q, k, v)
+    """Softmax attention of (B, heads, L, head_dim) queries, keys and values, computed as chosen above."""
+    if computes_in_fp32(q):
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v)
 
 
