@@ -29,8 +29,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m workflows.demo $(ARGS)
 
+# CI stops the whole job at 90 minutes and keeps no pytest summary when it does. The suite gets 75 of them: past
+# that, pytest is interrupted and still prints its failures and slowest tests, so a slow run says where.
+TEST_BUDGET_S := 4500
+
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=25
+	timeout --signal=INT --kill-after=120 $(TEST_BUDGET_S) $(PY) -m pytest -q -rfE --durations=25
 
 # Everything the demo, the tests and the entry points write into the checkout (the run outputs .gitignore
 # lists), and the venv.
