@@ -45,8 +45,7 @@ def _folder(path: Path) -> Path:
     return path
 
 
-# Five Ray Train runs (two tokenizers, their generators, one generator redone), each about a minute and a
-# half on 2 cores, most of it start-up.
+# Five Ray Train runs (two tokenizers, their generators, one generator redone), each mostly start-up on 2 cores.
 @pytest.mark.timeout(1500)
 def test_tiny_e_generation_sweep(shards_64, tmp_path, ray_tmp):
     inception = tmp_path / "inception.pt"
@@ -55,11 +54,11 @@ def test_tiny_e_generation_sweep(shards_64, tmp_path, ray_tmp):
     study = yaml.safe_load(CONFIG.read_text())
     study["base"]["data"]["shards"] = str(shards_64)
     study["base"]["weights"] = {"inception": str(inception)}  # rFID and, through the probe, gFID
-    # The study's designs, two of its three E at a third of its training length: this checks the pipeline end to end (each run's
-    # fixed cost dominates its time on 2 cores), not the study's verdict, which `make demo ARGS=--generation`
-    # measures at full length.
-    study["base"]["train"].update(steps=100, log_every=50, checkpoint_every=50)
-    study["generation"].update(steps=150, log_every=50, checkpoint_every=75)
+    # The study's designs, two of its three E, each run a few dozen steps with a checkpoint midway: this checks the
+    # pipeline end to end (each run's fixed cost dominates its time on 2 cores), not the study's verdict, which
+    # `make demo ARGS=--generation` measures at full length.
+    study["base"]["train"].update(steps=40, log_every=20, checkpoint_every=20)
+    study["generation"].update(steps=60, log_every=20, checkpoint_every=30)
     study["axes"]["zip"]["model.channels"] = [4, 64]  # the ends of the study's E range
     config = tmp_path / "e_generation_tiny.yaml"
     config.write_text(yaml.safe_dump(study))
