@@ -34,7 +34,8 @@ def children_cpu_s() -> float:
 def fast_cpu_s() -> float:
     """CPU seconds a rejection may take: three times the imports' cost here, plus 5 s for the command's own checks."""
     start = children_cpu_s()
-    run_cli(sys.executable, "-c", "import torch, ray, mlflow", timeout=300)
+    proc = run_cli(sys.executable, "-c", "import torch, ray, mlflow", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return 3 * (children_cpu_s() - start) + 5
 
 
