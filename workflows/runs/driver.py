@@ -7,6 +7,7 @@ unfinished one continues from its last Ray Train checkpoint in the same MLflow r
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -22,6 +23,13 @@ from workflows.runs.worker import PHASES, WorkerConfig, train_loop_per_worker
 from workflows.runtime.console import say
 from workflows.runtime.paths import storage_location
 from workflows.tracking import RunResult, log_metrics, open_run, run_metrics, tracking_client
+
+# Ray Train's controller polls its workers at this interval (Ray's default is 2 s), and a run only ends at the
+# poll after its workers return: on a sweep of short configs that wait is paid once per config. A poll is one small
+# actor call per worker, and a poll that does not answer in time is awaited at the next one, so a shorter
+# interval declares no worker dead sooner. A value already in the environment (the user's) is kept.
+CONTROLLER_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+CONTROLLER_POLL_S = "0.5"
 
 
 def copy_export(export: Path, destination: str) -> None:
@@ -60,6 +68,7 @@ def run(
         return finished
 
     scaling, schedule = spec.scaling, spec.schedule
+    os.environ.setdefault(CONTROLLER_POLL_ENV, CONTROLLER_POLL_S)  # Ray Train passes it on to its controller
     worker = WorkerConfig(spec, tracking_uri, run_id, verbose)
     trainer = TorchTrainer(
         train_loop_per_worker,
