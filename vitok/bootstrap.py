@@ -21,8 +21,6 @@ from __future__ import annotations
 from typing import Hashable, Sequence
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 DEFAULT_RESAMPLES = 2000
 _PICKS_PER_CHUNK = 4_000_000
@@ -75,6 +73,10 @@ def small_sample_widening(groups: int, level: float = 0.95) -> float:
     if groups < 2:
         return 1.0
     upper = 0.5 + level / 2.0
+    # Imported here: scipy.stats is slow to import, and every training worker imports this module (through the
+    # evaluation) at its start, where nothing needs it yet.
+    from scipy.stats import norm, t as student_t
+
     return float(student_t.ppf(upper, groups - 1) / norm.ppf(upper))
 
 
