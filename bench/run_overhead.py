@@ -6,7 +6,8 @@ Every config of a sweep is its own Ray Train run, so the fixed cost of a run (Ra
 start, DeepSpeed's engine, the dataset split, the teardown) is paid once per config. This trains the same short
 config once per poll interval (`RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`; Ray's default is 2 s) in each round, in
 alternating order (ABBA...), and reports each run's phases as its worker logged them (`phase_*_s`, from MLflow)
-and the medians per interval: the start and the shutdown wait on the controller's polls, the steps should not.
+and the medians per interval: a run ends only at the controller's next poll after its workers return, so the
+shutdown depends on the interval; the start, setup and steps should not.
 Prints one JSON object; the ratios compare intervals measured in the same run.
 """
 
