@@ -42,7 +42,7 @@ from workflows.training.spec import run_training  # noqa: E402
 REPORTED = ("wall_time_s", *PHASES, "phase_shutdown_s")
 
 
-def one_run(args, shards: Path, tracking: Path, name: str) -> dict[str, float]:
+def one_run(args, shards: Path, tracking: tuple[str, str], storage: Path, name: str) -> dict[str, float]:
     config = TrainConfig.from_dict({
         "name": name,  # distinct per run: a finished run of the same name would be returned, not re-run
         "model": {"variant": args.variant, "channels": 16},
@@ -51,8 +51,7 @@ def one_run(args, shards: Path, tracking: Path, name: str) -> dict[str, float]:
         "train": {"steps": args.steps, "micro_batch_size": 8, "num_workers": args.workers, "zero_stage": 2,
                   "log_every": args.steps, "checkpoint_every": 0, "eval_samples": 8},
     })
-    uri, experiment_id = prepare_tracking(f"sqlite:///{tracking}", "bench-run-overhead")
-    result = run_training(plan_run(config), uri, experiment_id, storage=str(tracking.parent / "ray"))
+    result = run_training(plan_run(config), *tracking, storage=str(storage))
     return {key: round(result.metrics[key], 3) for key in REPORTED}
 
 
@@ -72,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         build_sample_corpus(str(tmp / "corpus"))
         connect_ray()
         prepare_shards(str(tmp / "corpus"), str(tmp / "shards"), size=64)
+        tracking = prepare_tracking(f"sqlite:///{tmp / 'runs.db'}", "bench-run-overhead")  # (uri, experiment id)
         load_before = os.getloadavg()
         runs: dict[float, list[dict[str, float]]] = {poll: [] for poll in args.poll}
         for r in range(args.rounds):
             for poll in (args.poll if r % 2 == 0 else list(reversed(args.poll))):
                 os.environ[CONTROLLER_POLL_ENV] = str(poll)  # read from the driver's environment at each fit
-                runs[poll].append(one_run(args, tmp / "shards", tmp / "runs.db", f"poll{poll}-round{r}"))
+                runs[poll].append(one_run(args, tmp / "shards", tracking, tmp / "ray", f"poll{poll}-round{r}"))
         load_after = os.getloadavg()
         ray.shutdown()
 
