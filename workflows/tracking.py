@@ -15,6 +15,7 @@ import re
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from workflows.runtime.background import in_background
 from workflows.runtime.tracking_store import resolve_tracking_uri
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -232,8 +234,14 @@ class RunLogger:
     """Writes metrics and artifacts to one existing run. Used by rank 0 only."""
 
     def __init__(self, tracking_uri: str, run_id: str):
-        self.client = MlflowClient(tracking_uri)
         self.tracking_uri, self.run_id = tracking_uri, run_id
+        # Opening the store takes seconds (for SQLite: MLflow's SQLAlchemy store and its schema check), and the
+        # other ranks would wait for rank 0 at the engine's first collective: it opens while the engine builds.
+        self.opening: Future[MlflowClient] = in_background(lambda: MlflowClient(tracking_uri), "mlflow-open")
+
+    @property
+    def client(self) -> MlflowClient:
+        return self.opening.result()
 
     def metrics(self, values: dict[str, float], step: int) -> None:
         log_metrics(self.client, self.run_id, values, step)

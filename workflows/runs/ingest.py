@@ -32,13 +32,12 @@ def cached_and_repeated(train: ray.data.Dataset, train_rows: int, steps: int, gl
     return train
 
 
-def endless_batches(shard, batch_size: int, shuffle_buffer: int, seed: int, skip: int = 0
-                    ) -> Iterator[dict[str, torch.Tensor]]:  # fmt: skip
+def endless_batches(shard, batch_size: int, shuffle_buffer: int, seed: int) -> Iterator[dict[str, torch.Tensor]]:
     """Epoch after epoch over this worker's shard of the train split, as batches of torch tensors by column.
 
-    The local shuffle is seeded per epoch (`seed`, epoch), so the order replays; `skip` batches are drawn and
-    dropped first, which puts a resumed run where its checkpoint left the data. With several workers this holds
-    too: under preserve_order Ray Data's split hands each block, in order, to the worker that has received
+    The local shuffle is seeded per epoch (`seed`, epoch), so the order replays: a resumed run draws and drops
+    the batches its checkpoint had used, which puts it where the checkpoint left the data. With several
+    workers this holds too: under preserve_order Ray Data's split hands each block, in order, to the worker that has received
     the fewest rows so far, so which rank gets which batches depends on the blocks alone, not on timing
     (tests/integration/test_fault_tolerance.py resumes 2 workers exactly).
     """
@@ -48,8 +47,5 @@ def endless_batches(shard, batch_size: int, shuffle_buffer: int, seed: int, skip
             batch_size=batch_size, local_shuffle_buffer_size=shuffle_buffer or None,
             local_shuffle_seed=(seed * 100_003 + epoch) if shuffle_buffer else None, drop_last=True,
         ):  # fmt: skip
-            if skip:
-                skip -= 1
-                continue
             yield batch
         epoch += 1
