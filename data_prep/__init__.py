@@ -7,9 +7,26 @@ shares is data_prep.exactly_once.
 CLI: python -m data_prep --help; scheduled runs: workflows/data_prep_job.py.
 """
 
-from data_prep.errors import DataPrepError
-from data_prep.pipeline import run
-from data_prep.reader import load_manifest, read_shard_manifest, read_tubelets
-from data_prep.sample_corpus import build_sample_corpus
+from __future__ import annotations
 
-__all__ = ["DataPrepError", "build_sample_corpus", "load_manifest", "read_shard_manifest", "read_tubelets", "run"]
+import importlib
+from typing import Any
+
+# Each public name and the module that defines it. They are imported when first used, not with the package:
+# importing any part of data_prep (the CLI's parser, the console) would otherwise import Ray Data first, and
+# an entry point rejecting a bad flag would pay seconds of imports before it could say so.
+_EXPORTS = {
+    "DataPrepError": "data_prep.errors",
+    "run": "data_prep.pipeline",
+    "load_manifest": "data_prep.reader",
+    "read_shard_manifest": "data_prep.reader",
+    "read_tubelets": "data_prep.reader",
+    "build_sample_corpus": "data_prep.sample_corpus",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'data_prep' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

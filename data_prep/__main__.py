@@ -9,7 +9,6 @@ import sys
 from data_prep.cli import OneLineParser, add_run_arguments, run_kwargs, unwritable
 from data_prep.console import configure_console
 from data_prep.errors import DataPrepError
-from data_prep.ray_session import connect_ray
 
 VERBOSE_HELP = "show Ray's own logs and the workers' output on the console"
 
@@ -37,15 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_console(args.verbose)
+    # Ray, Ray Data and the media libraries are imported below, where they are needed: a bad command is answered
+    # without paying seconds of their imports.
     if args.verbose:  # otherwise Ray starts when the work first needs it, quiet (the first connect decides)
+        from data_prep.ray_session import connect_ray
+
         connect_ray(verbose=True)
     try:
         if args.command == "sample-corpus":
-            from data_prep.sample_corpus import build_sample_corpus
-
             why = unwritable(args.output)
             if why:  # checked up front: the corpus is built file by file, and would fail on the first write
                 raise DataPrepError(f"sample-corpus --output {args.output}: {why}")
+            from data_prep.sample_corpus import build_sample_corpus
 
             result = build_sample_corpus(args.output)
         else:
