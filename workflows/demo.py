@@ -21,9 +21,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_prep.cli import OneLineParser, unwritable
-from data_prep.pipeline import run as prepare_shards
-from data_prep.ray_session import connect_ray
-from data_prep.sample_corpus import build_sample_corpus
 from workflows import scale_sweep
 from workflows.config import ConfigError
 from workflows.runtime.console import configure_console, say
@@ -73,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     verbose = args.verbose
     configure_console(verbose)
+    # Ray Data's pipeline and its session (seconds of imports) once the options have passed the checks above,
+    # so that a bad one is answered at once.
+    from data_prep import build_sample_corpus, run as prepare_shards
+    from data_prep.ray_session import connect_ray
+
     start = time.perf_counter()
     corpus, shards = WORK_DIR / "corpus", WORK_DIR / "shards"
     connect_ray(verbose)  # before the corpus, whose encoding already starts Ray (the first connect decides)

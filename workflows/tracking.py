@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from workflows.runtime.background import in_background
+from workflows.runtime.eval_ranking import LOWER_IS_BETTER
 from workflows.runtime.tracking_store import resolve_tracking_uri
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -290,8 +291,6 @@ def start_system_metrics(tracking_uri: str, run_id: str, interval_s: float):
 # Every tokenizer a sweep exports becomes a version of one registered model per sweep, so it can be named as
 # `models:/<name>/<version>` or `models:/<name>@<alias>` (workflows/latents/tokenizer.py resolves those).
 
-# Eval metrics where a lower value is the better tokenizer; for every other metric higher is better.
-LOWER_IS_BETTER = frozenset({"eval_lpips", "eval_rfid", "eval_rfvd"})
 MODEL_ARTIFACT = "model"  # the run artifact that holds the export (model.safetensors + config.json)
 
 

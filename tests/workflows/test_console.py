@@ -6,7 +6,7 @@ import os
 import re
 
 from data_prep.console import NATIVE_NOISE, FdLineFilter
-from workflows.scale_sweep import finding_lines, local_path, plan_text
+from workflows.sweeps.command import finding_lines, local_path, plan_text
 
 
 def test_line_filter_drops_only_matching_lines_and_keeps_the_rest_in_order(tmp_path):
