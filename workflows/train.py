@@ -12,38 +12,17 @@ checkpoint, and skips a finished one. Bad input (a flag, the sweep file, the run
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ray
-
 from data_prep.cli import OneLineParser, unwritable
-from data_prep.ray_session import connect_ray
-from workflows.config import ConfigError, TrainConfig, absolute_location
-from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
-from workflows.runtime.console import configure_console, say
-from workflows.runtime.paths import REGISTRY_EXPORTS
-from workflows.runtime.tracking_store import check_tracking_store, dashboard_lines, resolve_tracking_uri
+from workflows.config import ConfigError, absolute_location
+from workflows.runtime.console import configure_console
+from workflows.runtime.tracking_store import check_tracking_store, resolve_tracking_uri
 from workflows.sweeps.sweep_file import load_sweep
-from workflows.tracking import export_location, git_commit, prepare_tracking, tracking_client
-from workflows.training.plan import plan_run
-from workflows.training.spec import TokenizerSpec, run_training
-
-
-def fetched_init_from(config: TrainConfig, tracking_uri: str) -> TrainConfig:
-    """`config` with its registry `train.init_from` (runs:/, models:/) replaced by where the export can be
-    loaded from: s3:// as it is, else a local copy under work/registry_exports."""
-    reference = config.train.init_from
-    try:
-        location = export_location(tracking_client(tracking_uri, registry=True), reference, REGISTRY_EXPORTS)
-    except (LookupError, ValueError) as err:
-        raise ConfigError(f"train.init_from {reference}: {err}") from None
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, init_from=location))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,29 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         config = matches[0]
         from_registry = config.train.init_from.startswith(("runs:/", "models:/"))
         check_tracking_store(tracking_uri, must_exist=from_registry)
-        if from_registry:
-            config = fetched_init_from(config, tracking_uri)
-        plan = plan_run(config, where=args.config)
     except (ConfigError, LookupError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    connect_ray(args.verbose)
-    try:
-        check_cluster_can_hold(TokenizerSpec(plan), ray.cluster_resources())
-    except ClusterTooSmall as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    tracking_uri, experiment_id = prepare_tracking(tracking_uri, sweep.experiment)
-    say(f"[{plan.name}] training {plan.config.model.variant}, E = {plan.stats.E}, {plan.config.train.steps} steps")
-    result = run_training(plan, tracking_uri, experiment_id, tags={"git_commit": git_commit()},
-                          storage=args.storage, verbose=args.verbose)
-    if result.skipped:
-        say(f"[{plan.name}] already finished in run {result.run_id}: skipped")
-    say(json.dumps({"run_id": result.run_id, "export": result.export,
-                    **{k: v for k, v in result.metrics.items() if k.startswith("eval_")}}))
-    for line in dashboard_lines(tracking_uri, experiment_id):
-        say(line)
-    return 0
+    # The run's own modules (torch, Ray, MLflow: seconds of imports) once the input has passed the checks above,
+    # so that a bad flag, sweep file or output is answered at once.
+    from workflows.training.command import train_one
+
+    return train_one(args, config, sweep.experiment, tracking_uri)
 
 
 if __name__ == "__main__":

@@ -22,26 +22,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ray
 import yaml
 
 from data_prep.cli import OneLineParser, unwritable
-from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, GenerationConfig
-from workflows.generation.errors import GenerationError
-from workflows.generation.plan import plan_generation
-from workflows.generation.spec import check_workers_fit, run_generator
-from workflows.runs.room import ClusterTooSmall
-from workflows.runtime.console import configure_console, say
-from workflows.runtime.tracking_store import check_tracking_store, dashboard_lines, resolve_tracking_uri
-from workflows.tracking import git_commit, prepare_tracking
+from workflows.runtime.console import configure_console
+from workflows.runtime.tracking_store import check_tracking_store, resolve_tracking_uri
 
 DEFAULT_EXPERIMENT = "vitok-generation"  # where a generator without a parent run goes
 
@@ -100,28 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         # Runs named by id or reference are looked up in this store, so it must exist (a lookup would create it).
         looks_up = bool(args.tokenizer_run or args.parent_run) or args.tokenizer.startswith(("runs:/", "models:/"))
         check_tracking_store(tracking_uri, must_exist=looks_up)
-        plan, tokenizer_files = plan_generation(config, args.latents, tracking_uri, tokenizer_run=args.tokenizer_run,
-                                                tokenizer=args.tokenizer, parent_run=args.parent_run,
-                                                shards=args.shards)  # fmt: skip
-        connect_ray(args.verbose)
-        check_workers_fit(config, ray.cluster_resources(), f"generator '{plan.name}'", plan.train_streams)
-    except (ConfigError, ValueError, GenerationError, ClusterTooSmall) as err:
+    except (ConfigError, ValueError) as err:
         print(f"train_generator: error: {err}", file=sys.stderr)
         return 2
-    experiment_id = plan.experiment_id or prepare_tracking(tracking_uri, args.experiment)[1]
-    d = plan.dit_stats
-    say(f"[{plan.name}] training {plan.dit_config.name} ({d.params / 1e6:.2f}M params, {d.tokens} tokens) on "
-        f"{plan.train_rows} {config.media_type} latents of {plan.tokenizer['variant']}, {config.steps} steps, "
-        f"{'class-conditional' if plan.conditional else 'unconditional'}")  # fmt: skip
-    result = run_generator(plan, tokenizer_files, tracking_uri, experiment_id, tags={"git_commit": git_commit()},
-                           storage=args.storage, verbose=args.verbose)  # fmt: skip
-    if result.skipped:
-        say(f"[{plan.name}] already finished in run {result.run_id}: skipped")
-    say(json.dumps({"run_id": result.run_id, "parent_run_id": plan.parent_run_id, "export": result.export,
-                    **{k: v for k, v in result.metrics.items() if k.startswith("gen_")}}))  # fmt: skip
-    for line in dashboard_lines(tracking_uri, experiment_id):
-        say(line)
-    return 0
+    # The generator's own modules (torch, Ray, MLflow: seconds of imports) once the input has passed the checks
+    # above, so that a bad flag, config or output is answered at once.
+    from workflows.generation.command import train_generator
+
+    return train_generator(args, config, tracking_uri)
 
 
 if __name__ == "__main__":

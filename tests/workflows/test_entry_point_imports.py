@@ -35,6 +35,8 @@ print("loaded", *[m for m in {heavy} if m in sys.modules])
     ("workflows/scale_sweep.py", ["--storage", "afile/ckpt"]),
     ("workflows/demo.py", ["--max-concurrent", "-1"]),
     ("workflows/demo.py", ["--storage", "afile/ckpt"]),
+    ("workflows/train.py", ["--run", "a", "--config", "missing.yaml"]),
+    ("workflows/train_generator.py", ["--latents", "lat", "--tokenizer", "afile", "--storage", "afile/ckpt"]),
     ("data_prep", ["sample-corpus", "--output", "afile/corpus"]),
 ])  # fmt: skip
 def test_a_rejected_command_loads_no_heavy_module(tmp_path, target, args):
