@@ -104,7 +104,9 @@ def quiet_third_party_warnings() -> None:
 
 def configure_console(verbose: bool) -> None:
     """The driver's console: our own lines at INFO; the libraries quiet (see the module's doc) unless
-    `verbose`. Call it before Ray starts: the variables it sets reach Ray's worker processes too."""
+    `verbose`. Call it before Ray starts: the variables it sets reach Ray's worker processes too. Calling it
+    again changes nothing but the loggers' levels, which is why a command calls it again after importing MLflow,
+    Ray Data or torch.distributed: importing them sets their own loggers' levels."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if verbose:
         return

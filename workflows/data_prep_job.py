@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 
+from data_prep import load_manifest, run
 from data_prep.cli import OneLineParser, add_run_arguments, run_kwargs
 from data_prep.console import configure_console
 from data_prep.errors import DataPrepError
@@ -63,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_console(args.verbose)
     if args.verbose:  # otherwise Ray starts when the work first needs it, quiet (the first connect decides)
         connect_ray(verbose=True)
-    from data_prep import load_manifest, run
-
     start = time.perf_counter()
     try:
         run(args.input, args.output, **run_kwargs(args))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,6 +81,9 @@ def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray
     proc = run_sweep(config, mlflow_server, tmp_path / "ray", ray_tmp)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     assert "finding e_reconstruction:" in proc.stdout  # each finding's verdict is printed at the end
+    # Quiet by default: no library's INFO line (MLflow's store and system metrics, Ray Data's executor) reaches
+    # the console; our own lines carry no level.
+    assert not [line for line in (proc.stdout + proc.stderr).splitlines() if re.search(r"\bINFO\b", line)]
 
     experiment_id = rest(mlflow_server, "experiments/get-by-name", experiment_name="sweep-it")["experiment"]["experiment_id"]
     (parent,) = search(mlflow_server, experiment_id, "tags.sweep = 'it-server' and tags.role = 'sweep'")

@@ -17,7 +17,7 @@ import ray
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, TrainConfig
 from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
-from workflows.runtime.console import say
+from workflows.runtime.console import configure_console, say
 from workflows.runtime.paths import REGISTRY_EXPORTS
 from workflows.runtime.tracking_store import dashboard_lines
 from workflows.tracking import export_location, git_commit, prepare_tracking, tracking_client
@@ -39,6 +39,7 @@ def fetched_init_from(config: TrainConfig, tracking_uri: str) -> TrainConfig:
 def train_one(args: argparse.Namespace, config: TrainConfig, experiment: str, tracking_uri: str) -> int:
     """Trains `config` in MLflow's `experiment` (the config, --storage and the store at `tracking_uri` already
     checked); returns the exit code: 2 for a config the plan or the cluster refuses."""
+    configure_console(args.verbose)  # again, after this module's imports (MLflow, Ray Data) set their log levels
     try:
         if config.train.init_from.startswith(("runs:/", "models:/")):
             config = fetched_init_from(config, tracking_uri)
