@@ -1,10 +1,12 @@
-"""Stale JIT-build locks: DeepSpeed builds its CPU communication op (`deepspeed_shm_comm`) on first use, under
-torch's file lock in the extensions folder (TORCH_EXTENSIONS_DIR, else torch's default root). A build that is
-killed part-way (a cancelled job, a killed worker or test) leaves the `lock` file behind, and torch then waits
-on it forever in every later run on that node, before the first step, with nothing on the console.
+"""JIT-build locks: DeepSpeed builds its CPU communication op (`deepspeed_shm_comm`) on first use, under torch's
+file lock in the extensions folder (TORCH_EXTENSIONS_DIR, else torch's default root). A build that is killed
+part-way (a cancelled job, a killed worker or test) leaves the `lock` file behind, and torch waits on a lock
+with no end, before the first step, with nothing on the console.
 
-The build takes well under a minute, so a lock older than STALE_AFTER_S was left by a build that is gone. Each
-worker removes such locks before it builds its engine (the folder is per node), and says so in its log.
+The build takes well under a minute, so a lock older than STALE_AFTER_S was left by a build that is gone. Before
+it builds its engine, each worker waits for the locks in the folder (which is per node) to go: a build in
+progress removes its own; one that was killed is removed here once it is STALE_AFTER_S old, and the log says so.
+A run restarted right after a killed build therefore waits at most STALE_AFTER_S, never forever.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from torch.utils.cpp_extension import get_default_build_root
 
 STALE_AFTER_S = 600.0
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,18 +27,38 @@ def extensions_root() -> str:
     return os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
 
 
-def remove_stale_build_locks(root: str | None = None, stale_after_s: float = STALE_AFTER_S) -> list[str]:
-    """Removes the build locks under `root` (one or two levels down: torch's default root adds a folder per
-    Python and accelerator) whose age passes `stale_after_s`; returns their paths."""
+def build_locks(root: str) -> list[str]:
+    """The build locks under `root`, one or two levels down (torch's default root adds a folder per Python and
+    accelerator)."""
+    return glob.glob(os.path.join(root, "*", "lock")) + glob.glob(os.path.join(root, "*", "*", "lock"))
+
+
+def settle_build_locks(root: str | None = None, stale_after_s: float = STALE_AFTER_S, poll_s: float = 1.0
+                       ) -> list[str]:  # fmt: skip
+    """Returns once no build lock is left under `root`: waits while a lock is younger than `stale_after_s`
+    (a build in progress removes it when done) and removes those older; returns the paths it removed."""
     root = root or extensions_root()
-    removed = []
-    for lock in glob.glob(os.path.join(root, "*", "lock")) + glob.glob(os.path.join(root, "*", "*", "lock")):
-        try:
-            age = time.time() - os.path.getmtime(lock)
-            if age > stale_after_s:
-                os.remove(lock)
-                removed.append(lock)
-                logger.warning("removed %s: a JIT build lock %.0f s old, left by a build that was killed", lock, age)
-        except FileNotFoundError:  # another worker on this node removed it first, or the build finished
-            continue
-    return removed
+    removed: list[str] = []
+    waiting_on: set[str] = set()
+    while True:
+        fresh = []
+        for lock in build_locks(root):
+            try:
+                age = time.time() - os.path.getmtime(lock)
+                if age > stale_after_s:
+                    os.remove(lock)
+                    removed.append(lock)
+                    logger.warning("removed %s: a JIT build lock %.0f s old, left by a build that was killed",
+                                   lock, age)  # fmt: skip
+                else:
+                    fresh.append((lock, age))
+            except FileNotFoundError:  # its build finished, or another worker on this node removed it first
+                continue
+        if not fresh:
+            return removed
+        for lock, age in fresh:
+            if lock not in waiting_on:
+                waiting_on.add(lock)
+                logger.warning("waiting for %s (%.0f s old): a build in progress, or a killed one, removed once "
+                               "it is %.0f s old", lock, age, stale_after_s)  # fmt: skip
+        time.sleep(poll_s)

@@ -30,7 +30,7 @@ from workflows.runs.spec import RunState, SaveFinal, WorkerContext
 from workflows.tracking import PER_SAMPLE_ARTIFACT
 from workflows.training.deepspeed_config import deepspeed_config, tune_engine
 from workflows.training.evaluation import ValBatch, eval_group, evaluate, pixels_to_model_input
-from workflows.training.extension_locks import remove_stale_build_locks
+from workflows.training.extension_locks import settle_build_locks
 from workflows.training.ingest import augment, center_crop
 from workflows.training.model_card import CARD_NAME, model_card
 from workflows.training.objectives import Objective
@@ -63,7 +63,7 @@ def build_engine(config: TrainConfig, model: ViTok, device: torch.device, world:
     Needs torch.distributed set up (Ray Train does it)."""
     import deepspeed
 
-    remove_stale_build_locks()  # else a killed earlier build makes deepspeed.initialize wait forever
+    settle_build_locks()  # else a lock left by a killed build makes deepspeed.initialize wait forever
     weights = fp32_parameters(model)
     optimizer, schedule = build_optimizer(model, config, device)
     engine, _, _, _ = deepspeed.initialize(
