@@ -52,4 +52,3 @@ def train_generator(args: argparse.Namespace, config: GenerationConfig, tracking
     for line in dashboard_lines(tracking_uri, experiment_id):
         say(line)
     return 0
-

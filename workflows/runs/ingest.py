@@ -37,9 +37,9 @@ def endless_batches(shard, batch_size: int, shuffle_buffer: int, seed: int) -> I
 
     The local shuffle is seeded per epoch (`seed`, epoch), so the order replays: a resumed run draws and drops
     the batches its checkpoint had used, which puts it where the checkpoint left the data. With several
-    workers this holds too: under preserve_order Ray Data's split hands each block, in order, to the worker that has received
-    the fewest rows so far, so which rank gets which batches depends on the blocks alone, not on timing
-    (tests/integration/test_fault_tolerance.py resumes 2 workers exactly).
+    workers this holds too: under preserve_order Ray Data's split hands each block, in order, to the worker
+    that has received the fewest rows so far, so which rank gets which batches depends on the blocks alone,
+    not on timing (tests/integration/test_fault_tolerance.py resumes 2 workers exactly).
     """
     epoch = 0
     while True:

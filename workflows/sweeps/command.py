@@ -153,4 +153,3 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep, tracking_uri: str | None) 
         say(f"{failed} config(s) or their generation probes failed; re-run the same command to retry them "
             "(finished ones are skipped)")
     return 1 if failed else 0
-

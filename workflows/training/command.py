@@ -64,4 +64,3 @@ def train_one(args: argparse.Namespace, config: TrainConfig, experiment: str, tr
     for line in dashboard_lines(tracking_uri, experiment_id):
         say(line)
     return 0
-
