@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from data_prep.pipeline import run
 
-            configure_console(args.verbose)  # again: importing Ray Data set its loggers' levels
             result = run(args.input, args.output, **run_kwargs(args))
     except DataPrepError as e:
         print(f"data_prep: error: {e}", file=sys.stderr)

@@ -104,9 +104,8 @@ def quiet_third_party_warnings() -> None:
 
 def configure_console(verbose: bool) -> None:
     """The driver's console: our own lines at INFO; the libraries quiet (see the module's doc) unless
-    `verbose`. Call it before Ray starts: the variables it sets reach Ray's worker processes too. Calling it
-    again changes nothing but the loggers' levels, which is why a command calls it again after importing MLflow,
-    Ray Data or torch.distributed: importing them sets their own loggers' levels."""
+    `verbose`. Call it first, before the heavy imports and before Ray starts: the variables it sets are read
+    by MLflow and Ray Data when they are imported, and reach Ray's worker processes too."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if verbose:
         return
@@ -114,6 +113,10 @@ def configure_console(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in NOTICE_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # MLflow and Ray Data set their loggers' levels when they are imported, which commands do after their checks,
+    # so the levels are also given where those imports read them (the workers Ray starts inherit them too).
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     # MLflow draws a tqdm bar for every artifact download (the report reads each run's per-sample values).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     quiet_third_party_warnings()

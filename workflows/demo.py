@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     from data_prep import build_sample_corpus, run as prepare_shards
     from data_prep.ray_session import connect_ray
 
-    configure_console(verbose)  # again: importing Ray Data set its loggers' levels
     start = time.perf_counter()
     corpus, shards = WORK_DIR / "corpus", WORK_DIR / "shards"
     connect_ray(verbose)  # before the corpus, whose encoding already starts Ray (the first connect decides)

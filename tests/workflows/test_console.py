@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import subprocess
+import sys
 
 from data_prep.console import NATIVE_NOISE, FdLineFilter
 from workflows.sweeps.command import finding_lines, local_path, plan_text
+
+# Commands import MLflow and Ray Data after their checks, so after `configure_console`; both set their loggers'
+# levels when imported. A fresh interpreter, so that neither is imported yet.
+LEVELS_AFTER_LATE_IMPORTS = """
+import logging
+from data_prep.console import configure_console
+configure_console(False)
+import mlflow, ray.data
+print(logging.getLogger("mlflow").getEffectiveLevel(), logging.getLogger("ray.data").getEffectiveLevel())
+"""
+
+
+def test_quiet_console_survives_importing_mlflow_and_ray_data_afterwards():
+    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_LOGGING_LEVEL", "RAY_DATA_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-c", LEVELS_AFTER_LATE_IMPORTS], env=env, capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.split() == [str(logging.WARNING)] * 2
 
 
 def test_line_filter_drops_only_matching_lines_and_keeps_the_rest_in_order(tmp_path):

@@ -28,7 +28,6 @@ from workflows.tracking import git_commit, prepare_tracking
 def train_generator(args: argparse.Namespace, config: GenerationConfig, tracking_uri: str) -> int:
     """Plans and trains the generator `config` (already checked, as are --storage and the store at
     `tracking_uri`); returns the exit code: 2 for a plan or a cluster that refuses it."""
-    configure_console(args.verbose)  # again, after this module's imports (MLflow, Ray Data) set their log levels
     try:
         plan, tokenizer_files = plan_generation(config, args.latents, tracking_uri, tokenizer_run=args.tokenizer_run,
                                                 tokenizer=args.tokenizer, parent_run=args.parent_run,

@@ -81,7 +81,6 @@ def _probe(client: MlflowClient, tracking_uri: str, experiment_id: str, sweep, a
 def run_sweep(args: argparse.Namespace, sweep: Sweep, tracking_uri: str | None) -> int:
     """Runs the parsed command on its loaded sweep; `tracking_uri` is the checked store (None for a dry run).
     Returns the exit code: 2 for a config the plan refuses, 1 when a config or its probe failed."""
-    configure_console(args.verbose)  # again, after this module's imports (MLflow, Ray Data) set their log levels
     hardware = Hardware(args.gpus, args.gpu_peak, args.mfu) if args.gpu_peak else None
     try:
         if args.register_only:  # the registry only: no shards read, no Ray, nothing trained

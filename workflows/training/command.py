@@ -39,7 +39,6 @@ def fetched_init_from(config: TrainConfig, tracking_uri: str) -> TrainConfig:
 def train_one(args: argparse.Namespace, config: TrainConfig, experiment: str, tracking_uri: str) -> int:
     """Trains `config` in MLflow's `experiment` (the config, --storage and the store at `tracking_uri` already
     checked); returns the exit code: 2 for a config the plan or the cluster refuses."""
-    configure_console(args.verbose)  # again, after this module's imports (MLflow, Ray Data) set their log levels
     try:
         if config.train.init_from.startswith(("runs:/", "models:/")):
             config = fetched_init_from(config, tracking_uri)
