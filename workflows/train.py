@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from data_prep.cli import OneLineParser, unwritable
 from workflows.config import ConfigError, absolute_location
 from workflows.runtime.console import configure_console
-from workflows.runtime.tracking_store import check_tracking_store, resolve_tracking_uri
+from workflows.runtime.tracking_store import check_tracking_store, is_registry_reference, resolve_tracking_uri
 from workflows.sweeps.sweep_file import load_sweep
 
 
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--storage {args.storage}: {why}")
         tracking_uri = resolve_tracking_uri(args.tracking_uri)
         config = matches[0]
-        from_registry = config.train.init_from.startswith(("runs:/", "models:/"))
-        check_tracking_store(tracking_uri, must_exist=from_registry)
+        check_tracking_store(tracking_uri, must_exist=is_registry_reference(config.train.init_from))
     except (ConfigError, LookupError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ import yaml
 from data_prep.cli import OneLineParser, unwritable
 from workflows.config import ConfigError, GenerationConfig
 from workflows.runtime.console import configure_console
-from workflows.runtime.tracking_store import check_tracking_store, resolve_tracking_uri
+from workflows.runtime.tracking_store import check_tracking_store, is_registry_reference, resolve_tracking_uri
 
 DEFAULT_EXPERIMENT = "vitok-generation"  # where a generator without a parent run goes
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             raise ConfigError(f"--storage {args.storage}: {why}")
         # Runs named by id or reference are looked up in this store, so it must exist (a lookup would create it).
-        looks_up = bool(args.tokenizer_run or args.parent_run) or args.tokenizer.startswith(("runs:/", "models:/"))
+        looks_up = bool(args.tokenizer_run or args.parent_run) or is_registry_reference(args.tokenizer)
         check_tracking_store(tracking_uri, must_exist=looks_up)
     except (ConfigError, ValueError) as err:
         print(f"train_generator: error: {err}", file=sys.stderr)

@@ -24,7 +24,7 @@ from vitok import ViTokConfig
 from vitok.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fetch_s3
 from vitok.config import token_grid
 from workflows.latents.errors import LatentsError
-from workflows.runtime.tracking_store import check_tracking_store, resolve_tracking_uri
+from workflows.runtime.tracking_store import check_tracking_store, is_registry_reference, resolve_tracking_uri
 from workflows.tracking import fetch_artifacts, registry_source, tracking_client
 
 
@@ -60,7 +60,7 @@ class Tokenizer:
 def load_tokenizer(reference: str, tracking_uri: str | None = None, s3_endpoint_url: str | None = None) -> Tokenizer:
     """Read the tokenizer `reference` names, or raise LatentsError saying what is wrong with it."""
     with tempfile.TemporaryDirectory(prefix="tokenizer-") as tmp:
-        if reference.startswith(("runs:/", "models:/")):
+        if is_registry_reference(reference):
             folder, source, registry = _from_mlflow(reference, resolve_tracking_uri(tracking_uri), Path(tmp))
         elif reference.startswith("s3://"):
             folder, source, registry = _from_s3(reference, s3_endpoint_url, Path(tmp)), reference, {}

@@ -12,6 +12,12 @@ from pathlib import Path
 DASHBOARD_PORT = 5000
 
 
+def is_registry_reference(reference: str) -> bool:
+    """Whether `reference` names an artifact in the MLflow store (runs:/<run_id>/<path>, models:/<name>/<version>
+    or models:/<name>@<alias>) rather than a folder or an s3:// URI."""
+    return reference.startswith(("runs:/", "models:/"))
+
+
 def default_tracking_uri() -> str:
     """The embedded default: a SQLite store in the working folder (the file store is deprecated)."""
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"

@@ -19,7 +19,7 @@ from workflows.config import ConfigError, TrainConfig
 from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
 from workflows.runtime.console import configure_console, say
 from workflows.runtime.paths import REGISTRY_EXPORTS
-from workflows.runtime.tracking_store import dashboard_lines
+from workflows.runtime.tracking_store import dashboard_lines, is_registry_reference
 from workflows.tracking import export_location, git_commit, prepare_tracking, tracking_client
 from workflows.training.plan import plan_run
 from workflows.training.spec import TokenizerSpec, run_training
@@ -40,7 +40,7 @@ def train_one(args: argparse.Namespace, config: TrainConfig, experiment: str, tr
     """Trains `config` in MLflow's `experiment` (the config, --storage and the store at `tracking_uri` already
     checked); returns the exit code: 2 for a config the plan or the cluster refuses."""
     try:
-        if config.train.init_from.startswith(("runs:/", "models:/")):
+        if is_registry_reference(config.train.init_from):
             config = fetched_init_from(config, tracking_uri)
         plan = plan_run(config, where=args.config)
     except (ConfigError, LookupError, ValueError, OSError) as err:
