@@ -18,8 +18,8 @@ from typing import Any
 _EXPORTS = {
     "DataPrepError": "data_prep.errors",
     "run": "data_prep.pipeline",
-    "load_manifest": "data_prep.reader",
-    "read_shard_manifest": "data_prep.reader",
+    "load_manifest": "data_prep.shard_manifest",
+    "read_shard_manifest": "data_prep.shard_manifest",
     "read_tubelets": "data_prep.reader",
     "build_sample_corpus": "data_prep.sample_corpus",
 }

@@ -1,4 +1,5 @@
-"""Reading prepared shards back: the manifest, and the tubelets of one media type and split as a Dataset.
+"""Reading prepared shards back: the tubelets of one media type and split as a Ray Dataset (the manifest is
+read by shard_manifest.py, which imports no Ray).
 
 Outputs on S3 are read through a pyarrow S3FileSystem on the same endpoint as the writer (flags, or
 AWS_ENDPOINT_URL), with credentials from the default AWS chain in each Ray worker.
@@ -6,7 +7,6 @@ AWS_ENDPOINT_URL), with credentials from the default AWS chain in each Ray worke
 
 from __future__ import annotations
 
-import json
 import os
 
 import ray
@@ -15,8 +15,7 @@ from ray.data.expressions import col
 from data_prep import s3
 from data_prep.exactly_once.commit import SHARD_FOLDERS
 from data_prep.errors import DataPrepError
-from data_prep.exactly_once.manifest import MANIFEST
-from data_prep.shard_manifest import ShardManifest
+from data_prep.shard_manifest import read_shard_manifest
 from data_prep.storage import open_store
 
 
@@ -33,29 +32,6 @@ def read_parquet_files(paths: list[str], filesystem=None) -> ray.data.Dataset:
         return ray.data.read_parquet(paths, filesystem=filesystem)
     finally:
         context.use_datasource_v2 = v2
-
-
-def load_manifest(output_dir: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> dict:
-    """The manifest's JSON as written (validated), for summaries that copy it as is."""
-    return read_shard_manifest(output_dir, s3_endpoint_url, s3_region).document
-
-
-def read_shard_manifest(output_dir: str, s3_endpoint_url: str | None = None,
-                        s3_region: str | None = None) -> ShardManifest:  # fmt: skip
-    """The output's manifest, typed; DataPrepError (one line naming the file) when it is absent or broken."""
-    settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
-    root = output_dir if s3.is_s3(output_dir) else os.path.abspath(output_dir)
-    store = open_store(root, settings)
-    where = store.uri(MANIFEST)
-    try:
-        if not store.exists(MANIFEST):
-            raise DataPrepError(f"{where}: no manifest (run `python -m data_prep run` first)")
-        document = json.loads(store.read_bytes(MANIFEST))
-    except DataPrepError:
-        raise
-    except Exception as e:  # noqa: BLE001 - I/O, S3 and JSON errors all mean "unreadable"
-        raise DataPrepError(f"{where}: unreadable manifest ({' '.join(str(e).split())[:300]})") from None
-    return ShardManifest.from_json(document, where)
 
 
 def read_tubelets(

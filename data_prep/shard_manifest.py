@@ -1,8 +1,9 @@
 """The shard manifest (OUT/manifest.json of data prep) read once into typed values, validated on the way.
 
-Every reader of prepared shards (the reader here, the trainer's and the generator's plans, the latent
-cache) takes a ShardManifest instead of the raw JSON, so `size` and `frames` are ints once, and a broken
-file is one DataPrepError line naming it and what is wrong ("...manifest.json: shards[2]: missing 'rows'").
+Every reader of prepared shards (data_prep's reader, the trainer's and the generator's plans, the latent
+cache) takes a ShardManifest (`read_shard_manifest`) instead of the raw JSON, so `size` and `frames` are ints
+once, and a broken file is one DataPrepError line naming it and what is wrong ("...manifest.json: shards[2]:
+missing 'rows'"). Nothing here imports Ray, so an entry point can check a manifest before its heavy imports.
 The file on disk is written by manifest.py and keeps its format; `document` holds it as read, for what
 copies it as is (a scheduler's summary, the latent manifest's record of its source).
 """
@@ -10,10 +11,15 @@ copies it as is (a scheduler's summary, the latent manifest's record of its sour
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
+from data_prep import s3
 from data_prep.errors import DataPrepError
+from data_prep.exactly_once.manifest import MANIFEST
 from data_prep.exactly_once.json_fields import Fields
 from data_prep.params import PrepParams
+from data_prep.storage import open_store
 
 SPLITS = ("train", "val")
 
@@ -82,3 +88,26 @@ def read_prep_params(f: Fields) -> PrepParams:
     """PrepParams from a manifest's `params`: every field typed, `labels` optional (outputs made before
     labels existed have none)."""
     return f.record(PrepParams, optional=frozenset({"labels"}))
+
+
+def load_manifest(output_dir: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> dict:
+    """The manifest's JSON as written (validated), for summaries that copy it as is."""
+    return read_shard_manifest(output_dir, s3_endpoint_url, s3_region).document
+
+
+def read_shard_manifest(output_dir: str, s3_endpoint_url: str | None = None,
+                        s3_region: str | None = None) -> ShardManifest:  # fmt: skip
+    """The output's manifest, typed; DataPrepError (one line naming the file) when it is absent or broken."""
+    settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
+    root = output_dir if s3.is_s3(output_dir) else os.path.abspath(output_dir)
+    store = open_store(root, settings)
+    where = store.uri(MANIFEST)
+    try:
+        if not store.exists(MANIFEST):
+            raise DataPrepError(f"{where}: no manifest (run `python -m data_prep run` first)")
+        document = json.loads(store.read_bytes(MANIFEST))
+    except DataPrepError:
+        raise
+    except Exception as e:  # noqa: BLE001 - I/O, S3 and JSON errors all mean "unreadable"
+        raise DataPrepError(f"{where}: unreadable manifest ({' '.join(str(e).split())[:300]})") from None
+    return ShardManifest.from_json(document, where)

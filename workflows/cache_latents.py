@@ -25,11 +25,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_prep.cli import OneLineParser
+from data_prep.cli import OneLineParser, unwritable
 from data_prep.errors import DataPrepError
 from workflows.latents.errors import LatentsError
+from workflows.latents.inputs import read_tubelet_input
 from workflows.latents.params import DTYPES, MEDIA_TYPES, CacheOptions
-from workflows.latents.pipeline import cache_latents
 from workflows.runtime.console import configure_console, say
 from workflows.runtime.precision import PRECISIONS
 
@@ -112,6 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         media_types=tuple(args.media_types),
         incremental=args.incremental,
     )
+    try:  # what can be checked without torch and Ray Data (seconds of imports); the tokenizer is checked after them
+        options.validate()
+        read_tubelet_input(args.shards, options, args.s3_endpoint_url, args.s3_region)
+        why = unwritable(args.output)
+        if why:
+            raise LatentsError(f"output {args.output}: {why}")
+    except (LatentsError, DataPrepError) as err:
+        print(f"cache_latents: error: {err}", file=sys.stderr)
+        return 2
+    from workflows.latents.pipeline import cache_latents
+
     start = time.perf_counter()
     try:
         summary = cache_latents(args.shards, args.tokenizer, args.output, options, tracking_uri=args.tracking_uri,

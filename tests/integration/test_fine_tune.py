@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from data_prep.reader import read_shard_manifest
+from data_prep.shard_manifest import read_shard_manifest
 from tests.helpers import run_cli
 from vitok import ViTok
 from workflows.config import TrainConfig

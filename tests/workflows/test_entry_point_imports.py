@@ -38,6 +38,8 @@ print("loaded", *[m for m in {heavy} if m in sys.modules])
     ("workflows/train.py", ["--run", "a", "--config", "missing.yaml"]),
     ("workflows/train_generator.py", ["--latents", "lat", "--tokenizer", "afile", "--storage", "afile/ckpt"]),
     ("data_prep", ["sample-corpus", "--output", "afile/corpus"]),
+    ("workflows/cache_latents.py", ["--shards", "nope", "--tokenizer", "tok", "--output", "lat"]),
+    ("workflows/cache_latents.py", ["--shards", "nope", "--tokenizer", "tok", "--output", "lat", "--batch-size", "0"]),
 ])  # fmt: skip
 def test_a_rejected_command_loads_no_heavy_module(tmp_path, target, args):
     (tmp_path / "afile").write_text("a file, not a folder")

@@ -16,7 +16,7 @@ from typing import Any
 
 from data_prep import s3
 from data_prep.errors import DataPrepError
-from data_prep.reader import read_shard_manifest
+from data_prep.shard_manifest import read_shard_manifest
 from data_prep.storage import open_store
 from vitok.generation import DiTConfig, DiTStats, LatentStats, dit_stats
 from vitok.generation.swd import MIN_RESOLUTION

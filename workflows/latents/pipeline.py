@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 
 from data_prep import s3
 from data_prep.errors import DataPrepError
 from data_prep.exactly_once.claims import claim_params, differing_keys
 from data_prep.exactly_once.incremental import incremental_base
 from data_prep.exactly_once.records import committed_records, records_after_run
-from data_prep.reader import read_shard_manifest
-from data_prep.shard_manifest import ShardManifest
 from data_prep.storage import check_output
 from workflows.runtime.precision import resolve_precision
 from workflows.latents.errors import LatentsError
 from workflows.latents.fan_out import cluster_gpus, encode_units
+from workflows.latents.inputs import read_tubelet_input
 from workflows.latents.manifest import MANIFEST, write_outputs
 from workflows.latents.params import CacheOptions, LatentParams
 from workflows.latents.schema import STORAGE
@@ -61,12 +59,8 @@ def cache_latents(
     """
     options.validate()
     settings = s3.S3Settings(endpoint_url=s3_endpoint_url, region=s3_region)
-    tubelets_root = shards.rstrip("/") if s3.is_s3(shards) else os.path.abspath(shards)
-    try:
-        tubelet_manifest = read_shard_manifest(tubelets_root, s3_endpoint_url, s3_region)
-    except DataPrepError as err:
-        raise LatentsError(f"shards {err}") from None
-    media_types = _media_types(tubelet_manifest, options, tubelets_root)
+    tubelet_input = read_tubelet_input(shards, options, s3_endpoint_url, s3_region)
+    tubelets_root, tubelet_manifest, media_types = tubelet_input.root, tubelet_input.manifest, tubelet_input.media_types
     tubelets = {m: tubelet_manifest.tubelet_shape(m) for m in ("image", "video")}
     tok = load_tokenizer(tokenizer, tracking_uri, s3_endpoint_url)
     shapes = latent_shapes(tok, {m: tubelets[m] for m in media_types}, tubelets_root)
@@ -122,17 +116,6 @@ def cache_latents(
         "totals": manifest["totals"],
         "stats": stats,
     }
-
-
-def _media_types(manifest: ShardManifest, options: CacheOptions, root: str) -> tuple[str, ...]:
-    present = sorted({s.media_type for s in manifest.shards})
-    if not present:
-        raise LatentsError(f"shards {root}: the manifest lists no shards (every input was quarantined?)")
-    chosen = options.media_types or tuple(present)
-    absent = [m for m in chosen if m not in present]
-    if absent:
-        raise LatentsError(f"shards {root}: no {absent[0]} shards (it has {', '.join(present)})")
-    return tuple(chosen)
 
 
 def _refuse_other_params(store, params: LatentParams) -> None:

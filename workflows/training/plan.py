@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from data_prep.reader import read_shard_manifest
+from data_prep.shard_manifest import read_shard_manifest
 from vitok import ModelStats, ViTokConfig, model_stats
 from vitok.checkpoint import CONFIG_NAME, resolve_path
 from vitok.config import check_input_shape
