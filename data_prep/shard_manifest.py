@@ -16,8 +16,8 @@ import os
 
 from data_prep import s3
 from data_prep.errors import DataPrepError
-from data_prep.exactly_once.manifest import MANIFEST
 from data_prep.exactly_once.json_fields import Fields
+from data_prep.exactly_once.manifest import MANIFEST
 from data_prep.params import PrepParams
 from data_prep.storage import open_store
 
