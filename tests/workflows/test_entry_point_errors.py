@@ -142,3 +142,8 @@ def test_generator_against_a_dead_server(cwd):
     server = dead_server()
     line = rejected(cwd, GENERATOR, "--latents", "lat", "--tokenizer-run", "0123", "--tracking-uri", server)
     assert f"--tracking-uri {server}: MLflow server not reachable" in line
+
+
+def test_generator_without_latents_creates_no_store(cwd):
+    line = rejected(cwd, GENERATOR, "--latents", "lat", "--tokenizer", "tok")  # a SQLite store is opened by no lookup
+    assert f"latents {cwd / 'lat'}: no manifest.json" in line

@@ -26,7 +26,7 @@ from workflows.latents.errors import LatentsError
 from workflows.latents.latent_manifest import read_latent_manifest
 from workflows.latents.manifest import STATS
 from workflows.latents.tokenizer import Tokenizer, load_tokenizer
-from workflows.tracking import MlflowClient, run_by_id, tracking_client
+from workflows.tracking import run_by_id, tracking_client
 from workflows.training.plan import RunPlan
 
 # Params of the tokenizer's own run copied onto the generator run (as `tokenizer.<key>`), so that one run's
@@ -145,7 +145,6 @@ def plan_generation(
     """
     if bool(tokenizer_run) == bool(tokenizer):
         raise GenerationError("name the tokenizer once: by its MLflow run (tokenizer run id) or by a reference")
-    client = tracking_client(tracking_uri)
     store = open_store(_absolute(latents), s3.S3Settings())
     try:
         manifest = read_latent_manifest(store)
@@ -167,15 +166,14 @@ def plan_generation(
     num_classes = len(manifest.label_names or ())
     dit_config, size = _dit(config, shape, num_classes, store.root)
 
-    tok, parent_run_id, run_info = _tokenizer(client, tracking_uri, tokenizer_run, tokenizer, parent_run,
-                                                tokenizer_plan)
+    tok, parent_run_id, run_info = _tokenizer(tracking_uri, tokenizer_run, tokenizer, parent_run, tokenizer_plan)
     made_by = manifest.tokenizer
     if tok.weights_sha256 != made_by["weights_sha256"]:
         raise GenerationError(f"tokenizer {tok.reference}: not the tokenizer that made the latents in {store.root} "
                               f"(those were encoded by {made_by['reference']})")  # fmt: skip
     experiment_id = None
     if parent_run_id is not None:
-        experiment_id = _run(client, parent_run_id, "parent run").info.experiment_id
+        experiment_id = _run(tracking_uri, parent_run_id, "parent run").info.experiment_id
 
     shards_root = _absolute(shards or manifest.tubelets.root)
     pixels, val_rows = _reference(shards_root, manifest.tubelets.tubelet_shape(media), media)
@@ -226,18 +224,20 @@ def _dit(config: GenerationConfig, shape: tuple, num_classes: int, root: str) ->
                               f"{'x'.join(map(str, shape))} ({config.media_type})") from None  # fmt: skip
 
 
-def _run(client: MlflowClient, run_id: str, role: str):
+def _run(tracking_uri: str, run_id: str, role: str):
+    """The run `run_id` in the store at `tracking_uri`, opened only here: a command rejected before any lookup
+    leaves no store behind (opening a SQLite store creates its file)."""
     try:
-        return run_by_id(client, run_id)
+        return run_by_id(tracking_client(tracking_uri), run_id)
     except LookupError as err:
         raise GenerationError(f"{role} {run_id}: {err}") from None
 
 
-def _tokenizer(client: MlflowClient, tracking_uri: str, tokenizer_run: str | None, reference: str | None,
-               parent_run: str | None, plan: RunPlan | None) -> tuple[Tokenizer, str | None, dict[str, Any]]:  # fmt: skip
+def _tokenizer(tracking_uri: str, tokenizer_run: str | None, reference: str | None, parent_run: str | None,
+               plan: RunPlan | None) -> tuple[Tokenizer, str | None, dict[str, Any]]:
     """(the tokenizer, the parent run id, what its own run says: run_id, name, params; {} without a run)."""
     if tokenizer_run:
-        _run(client, tokenizer_run, "tokenizer run")
+        _run(tracking_uri, tokenizer_run, "tokenizer run")
         reference = f"runs:/{tokenizer_run}/model"
         parent_run = parent_run or tokenizer_run
     try:
@@ -251,7 +251,7 @@ def _tokenizer(client: MlflowClient, tracking_uri: str, tokenizer_run: str | Non
         params = plan.params()
         return tok, parent_run, {"run_id": run_id, "name": plan.name,
                                  "params": {k: params[k] for k in TOKENIZER_RUN_PARAMS}}  # fmt: skip
-    run = _run(client, run_id, "tokenizer run")
+    run = _run(tracking_uri, run_id, "tokenizer run")
     params = {k: run.data.params[k] for k in TOKENIZER_RUN_PARAMS if k in run.data.params}
     return tok, parent_run, {"run_id": run_id, "name": run.info.run_name, "params": params}
 
