@@ -25,7 +25,6 @@ from torch import nn
 from .checkpoint import checkpoint_from_files, load_checkpoint, save_checkpoint
 from .config import ViTokConfig, token_grid
 from .layers import Block, make_norm
-from .losses import kl_divergence
 from .rope import rope_cos_sin
 
 

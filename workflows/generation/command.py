@@ -20,7 +20,7 @@ from workflows.generation.errors import GenerationError
 from workflows.generation.plan import plan_generation
 from workflows.generation.spec import check_workers_fit, run_generator
 from workflows.runs.room import ClusterTooSmall
-from workflows.runtime.console import configure_console, say
+from workflows.runtime.console import say
 from workflows.runtime.tracking_store import dashboard_lines
 from workflows.tracking import git_commit, prepare_tracking
 

@@ -29,7 +29,7 @@ from workflows.runtime.precision import resolve_precision
 from workflows.latents.errors import LatentsError
 from workflows.latents.fan_out import cluster_gpus, encode_units
 from workflows.latents.inputs import read_tubelet_input
-from workflows.latents.manifest import MANIFEST, write_outputs
+from workflows.latents.manifest import write_outputs
 from workflows.latents.params import CacheOptions, LatentParams
 from workflows.latents.schema import STORAGE
 from workflows.latents.tokenizer import latent_shapes, load_tokenizer

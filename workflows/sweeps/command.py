@@ -19,7 +19,7 @@ from workflows.generation.spec import check_workers_fit
 from workflows.reports.publish import publish_results
 from workflows.reports.tables import rows_to_markdown
 from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
-from workflows.runtime.console import configure_console, say
+from workflows.runtime.console import say
 from workflows.runtime.paths import SWEEP_LATENTS
 from workflows.runtime.tracking_store import dashboard_lines
 from workflows.sweeps.compute import Hardware

@@ -17,7 +17,7 @@ import ray
 from data_prep.ray_session import connect_ray
 from workflows.config import ConfigError, TrainConfig
 from workflows.runs.room import ClusterTooSmall, check_cluster_can_hold
-from workflows.runtime.console import configure_console, say
+from workflows.runtime.console import say
 from workflows.runtime.paths import REGISTRY_EXPORTS
 from workflows.runtime.tracking_store import dashboard_lines, is_registry_reference
 from workflows.tracking import export_location, git_commit, prepare_tracking, tracking_client
