@@ -30,6 +30,8 @@ E_SWEEP = Path(__file__).resolve().parent / "configs" / "e_sweep_tiny.yaml"
 E_GENERATION = Path(__file__).resolve().parent / "configs" / "e_generation_tiny.yaml"
 
 
+PROG = "make demo ARGS=... (workflows/demo.py)"  # what a rejection names: the command the user ran
+
 # The demo's options that scale_sweep.py takes as they are: flag -> whether it takes a value.
 SWEEP_OPTIONS = {"--verbose": False, "--new": False, "--max-concurrent": True, "--tracking-uri": True,
                  "--storage": True, "--alias": True, "--best-by": True}  # fmt: skip
@@ -37,7 +39,7 @@ SWEEP_OPTIONS = {"--verbose": False, "--new": False, "--max-concurrent": True, "
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The demo's options, and the scale_sweep.py arguments they become; a bad one exits 2 in one line."""
-    parser = OneLineParser(prog="make demo ARGS=... (workflows/demo.py)", description=__doc__,
+    parser = OneLineParser(prog=PROG, description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--generation", action="store_true", help="the tiny e_generation study instead of e_sweep")
     for flag, takes_value in SWEEP_OPTIONS.items():
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         why = unwritable(str(WORK_DIR))
         if why:
             raise ConfigError(f"{WORK_DIR.resolve()} (the corpus and the shards): {why}")
-        scale_sweep.check_outputs(scale_sweep.parse_args(["--config", str(study), *sweep_argv]),
+        scale_sweep.check_outputs(scale_sweep.parse_args(["--config", str(study), *sweep_argv], prog=PROG),
                                   probed=study == E_GENERATION)  # fmt: skip
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

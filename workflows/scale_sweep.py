@@ -72,8 +72,9 @@ def _fraction(text: str) -> float:
     return value
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = OneLineParser(prog="workflows/scale_sweep.py", description=__doc__,
+def parse_args(argv: list[str] | None, prog: str = "workflows/scale_sweep.py") -> argparse.Namespace:
+    """The sweep's arguments; `prog` names the command in a rejection (the demo passes its own options here)."""
+    parser = OneLineParser(prog=prog, description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="sweep YAML (default: %(default)s)")
     parser.add_argument("--shards", default=None, help="override data.shards of every run")

@@ -114,10 +114,12 @@ def test_train_with_an_unwritable_storage(cwd, sample_shards):
     (["--generaton"], "unrecognized arguments: --generaton"),
     (["--max-concurrent", "-1"], "must be >= 0"),
     (["--best-by", "psnr"], "invalid choice: 'psnr'"),
+    (["--max-concurrent", "x"], "expected an integer, got 'x'"),
     (["--storage", "afile/ckpt"], "--storage afile/ckpt: not writable"),
 ])  # fmt: skip
 def test_demo_rejects_bad_options_before_building_the_corpus(cwd, args, message):
-    assert message in rejected(cwd, DEMO, *args)  # and work/ (the corpus) was not created
+    line = rejected(cwd, DEMO, *args)  # and work/ (the corpus) was not created
+    assert message in line and "scale_sweep.py" not in line  # names the command the user ran
 
 
 def test_registry_lookup_without_a_store_creates_none(cwd, sample_shards):
