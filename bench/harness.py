@@ -1,5 +1,6 @@
-"""What the benchmarks share: the record of where and when a benchmark ran, and a child process pinned to
-given cores, measured for its peak memory and for how much of those cores other processes used meanwhile."""
+"""What the benchmarks share: the record of where and when a benchmark ran; a child process pinned to given
+cores, measured for its peak memory and for how much of those cores other processes used meanwhile; and the CPU
+time of this process's tree by kind of process (`TreeCpu`: which of Ray's processes a run's cores went to)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,3 +78,64 @@ def _rss(p: psutil.Process) -> int:
         return p.memory_info().rss
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return 0
+
+
+class TreeCpu:
+    """CPU seconds that this process and its descendants use while the `with` block runs, by kind of process:
+    a Ray worker by its process title (`ray::TrainController.run` -> "TrainController"; a pooled worker that
+    never took a task stays "IDLE"), this process as "driver", and the rest of the tree (Ray's GCS, raylet,
+    agents and monitors, which a local Ray starts as children of the driver) as "ray system".
+
+    Sampled every `interval` seconds: a process that exits between two samples loses its last interval's CPU,
+    and one that lives shorter than an interval is missed, so the figures are lower bounds."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.base: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.kind: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-cpu", daemon=True)
+
+    def __enter__(self) -> "TreeCpu":
+        self._sample()
+        self.base = dict(self.last)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def by_kind(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for pid, cpu in self.last.items():
+            kind = self.kind[pid]
+            totals[kind] = totals.get(kind, 0.0) + cpu - self.base.get(pid, 0.0)
+        return {kind: round(seconds, 2) for kind, seconds in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        root = psutil.Process()
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for p in tree:
+            try:
+                times, title = p.cpu_times(), (p.cmdline() or [""])[0]
+            except psutil.Error:
+                continue
+            self.last[p.pid] = times.user + times.system
+            if p.pid == root.pid:
+                self.kind[p.pid] = "driver"
+            elif title.startswith("ray::"):
+                kind = title[len("ray::"):].split(".")[0].split(" ")[0]
+                if kind != "IDLE" or p.pid not in self.kind:  # keep what a pooled worker became
+                    self.kind[p.pid] = kind
+            else:
+                self.kind.setdefault(p.pid, "ray system")

@@ -33,9 +33,17 @@ ALLOCATOR_ENV = (
 )
 
 
+# Ray Train starts a preemption watcher (an actor process of its own, about 2 CPU-s to start on a 2-core machine)
+# with every worker group, to end the run gracefully when a node is about to be taken away (spot instances).
+# A local Ray lives and dies with this driver's machine, so there is nothing to watch: it is off there, unless the
+# user set the variable. A cluster joined through RAY_ADDRESS keeps it.
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+
+
 def connect_ray(verbose: bool = False) -> None:
     """Joins the cluster named by RAY_ADDRESS (set for `ray job submit` drivers), else starts a local Ray; either
-    way the job's workers start with ALLOCATOR_ENV.
+    way the job's workers start with ALLOCATOR_ENV. On a local one, Ray Train runs without its preemption
+    watcher (PREEMPTION_WATCHER_ENV).
 
     "local" rather than auto-detection, so a head that `ray start` left on this machine is never joined by
     accident. Quiet unless `verbose`: Ray's own INFO lines and the workers' stdout/stderr (DeepSpeed's and
@@ -53,6 +61,7 @@ def connect_ray(verbose: bool = False) -> None:
         ray.init(**options)
     else:
         cpus = (os.cpu_count() or 1) + LOCAL_SPARE_CPUS
+        os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")  # passed on to Ray Train's controller at each fit
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
 
 

@@ -241,3 +241,13 @@ def run_sweep(config: Path, uri: str, storage: Path, ray_root: str, *extra: str,
         [sys.executable, str(SWEEP_SCRIPT), "--config", str(config), "--tracking-uri", uri, "--storage", str(storage),
          *extra], capture_output=True, text=True, timeout=timeout, env=sweep_env(ray_root), cwd=REPO,
     )  # fmt: skip
+
+
+def actor_classes_started(ray_root: str) -> set[str]:
+    """The classes of the actors that the local Ray sessions under `ray_root` (a RAY_TMPDIR) started: Ray marks
+    each actor's worker log with `:actor_name:<class>` when the actor is created."""
+    names: set[str] = set()
+    for log in Path(ray_root).rglob("worker-*"):
+        if log.suffix in (".out", ".err"):
+            names.update(re.findall(r":actor_name:(\w+)", log.read_text(errors="replace")))
+    return names

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO, SWEEP_SCRIPT, kill_ray_processes, mlflow_server as mlflow_server_at, run_sweep, sweep_env
+from tests.helpers import (REPO, SWEEP_SCRIPT, actor_classes_started, kill_ray_processes,
+                           mlflow_server as mlflow_server_at, run_sweep, sweep_env)
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +85,9 @@ def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray
     # Quiet by default: no library's INFO line (MLflow's store and system metrics, Ray Data's executor) reaches
     # the console; our own lines carry no level.
     assert not [line for line in (proc.stdout + proc.stderr).splitlines() if re.search(r"\bINFO\b", line)]
+    # The local Ray the sweep started ran Ray Train without its preemption watcher (data_prep.ray_session).
+    started = actor_classes_started(ray_tmp)
+    assert "TrainController" in started and "PreemptionWatcher" not in started, started
 
     experiment_id = rest(mlflow_server, "experiments/get-by-name", experiment_name="sweep-it")["experiment"]["experiment_id"]
     (parent,) = search(mlflow_server, experiment_id, "tags.sweep = 'it-server' and tags.role = 'sweep'")
