@@ -7,7 +7,7 @@
 One step is `flow_matching_loss` (noise, t, label dropout, the DiT forward) and its backward, on 1000-class
 conditional models. FLOPs are analytic: 2 x forward MACs (vitok.generation.dit_forward_macs) x 3 for forward +
 backward, per sample. MFU = achieved FLOP/s / peak FLOP/s of the same precision, the peak being the best of a
-few big square matmuls timed here (bench/model_step.py's `matmul_peak`), so it is this machine's attainable
+few big square matmuls timed here (bench/step_timing.py's `matmul_peak`), so it is this machine's attainable
 matmul rate, not a datasheet number. CPU: fp32, bf16 autocast and bf16 weights side by side; CUDA: bf16
 autocast and bf16 weights, plus the DiT paper's reference workload DiT-XL/2 on 32x32x4 latents. Prints one
 JSON object.
@@ -15,11 +15,8 @@ JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,10 +24,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import environment as harness_environment  # noqa: E402
-sys.path.insert(0, str(REPO / "bench"))
-
-from model_step import matmul_peak, sync  # noqa: E402
+from bench.step_timing import (Peaks, device_environment, parse_step_arguments, rate_figures,  # noqa: E402
+                               time_steps)
 from vitok.generation import DiT, DiTConfig, dit_forward_macs, flow_matching_loss  # noqa: E402
 
 NUM_CLASSES = 1000
@@ -48,21 +43,11 @@ QUICK_WORKLOADS = (
 )
 
 
-def environment(device: torch.device) -> dict:
-    env = harness_environment(["vitok", "bench/generator_step.py", "bench/model_step.py"])
-    env["hardware"]["torch_threads"] = torch.get_num_threads()
-    if device.type == "cuda":
-        env["hardware"]["gpu"] = torch.cuda.get_device_name(device)
-    return {**env, "torch": torch.__version__}
-
-
 def step_rate(
     name: str, grid: tuple[int, int, int], channels: int, batch: int, device: torch.device, precision: str,
     compile_: bool, warmup: int, steps: int,
 ) -> dict:
     """Best seconds of forward + backward (flow-matching loss) over `steps` timed steps, and what follows from it.
-
-    The best step, like the best matmul, is the figure: other jobs on a shared machine only slow steps down.
 
     precision: "fp32"; "bf16-autocast" (fp32 weights, cast to bf16 by autocast on every use); "bf16" (weights
     stored in bf16, as DeepSpeed's bf16 mode keeps them, so no per-step weight casts).
@@ -75,54 +60,34 @@ def step_rate(
     runner = torch.compile(model) if compile_ else model
     x0 = torch.randn(batch, *grid, channels, device=device, dtype=dtype)
     y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
-    times = []
-    for i in range(warmup + steps):
-        sync(device)
-        start = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-autocast"):
             loss = flow_matching_loss(runner, x0, y, null_class=config.null_class)
         loss.backward()
         model.zero_grad(set_to_none=True)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    seconds, median = min(times), sorted(times)[len(times) // 2]
+
+    best, median = time_steps(step, device, warmup, steps)
     tokens = torch.Size(config.token_grid(*grid)).numel()
     flops_per_sample = 3 * 2 * dit_forward_macs(config, tokens)
     return {
         "model": name, "latent_grid": list(grid), "channels": channels, "batch": batch, "tokens": tokens,
-        "precision": precision, "compiled": compile_,
-        "step_s": round(seconds, 4), "step_s_median": round(median, 4), "samples_per_s": round(batch / seconds, 3),
-        "gflops_per_sample": round(flops_per_sample * 1e-9, 3),
-        "achieved_gflops": round(flops_per_sample * batch / seconds * 1e-9, 1),
-    }  # fmt: skip
+        "precision": precision, "compiled": compile_, **rate_figures(batch, best, median, flops_per_sample),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small shapes and one timed step (smoke test)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default 5, quick 1)")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    steps = args.steps or (1 if args.quick else 5)
+    args = parse_step_arguments(__doc__.split("\n\n")[0], argv)
+    device, steps = args.device, args.steps
     workloads = QUICK_WORKLOADS if args.quick else WORKLOADS
-
-    # CPU: fp32 and bf16 side by side (these CPUs have AMX/AVX-512 bf16); CUDA: bf16 autocast, and bf16 weights
-    # as the trainer's DeepSpeed bf16 mode keeps them.
-    precisions = ["fp32", "bf16-autocast", "bf16"] if device.type == "cpu" else ["bf16-autocast", "bf16"]
-    n = (1024 if args.quick else 4096) if device.type == "cpu" else 8192
-    load_before = os.getloadavg()[0]
-    peaks = {"fp32": matmul_peak(device, torch.float32, n, 3)} if "fp32" in precisions else {}
-    peaks["bf16"] = matmul_peak(device, torch.bfloat16, n, 3)
+    peaks = Peaks(device, args.quick)
 
     results = []
     for label, name, grid, channels, cpu_batch, gpu_batch in workloads:
         batch = cpu_batch if device.type == "cpu" else gpu_batch
         if not batch:
             continue
-        for precision in precisions:
+        for precision in peaks.precisions:
             for compile_ in [False, True] if args.compile else [False]:
                 r = step_rate(name, grid, channels, batch, device, precision, compile_, warmup=1, steps=steps)
                 r["workload"] = label
@@ -131,21 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"{' compiled' if compile_ else ''}: {r['samples_per_s']} samples/s", file=sys.stderr,
                       flush=True)  # fmt: skip
 
-    # Peaks again at the end, keeping the better: other jobs sharing the cores can only lower a measurement.
-    for precision in peaks:
-        dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-        peaks[precision] = max(peaks[precision], matmul_peak(device, dtype, n, 3))
-    for r in results:
-        r["mfu"] = round(r["achieved_gflops"] * 1e9 / peaks[r["precision"].split("-")[0]], 3)
+    peaks.finish(results)
     report = {
         "benchmark": "latent DiT forward+backward (flow-matching loss), samples/s and MFU",
-        **environment(device),
+        **device_environment(device, ["vitok", "bench/generator_step.py", "bench/step_timing.py"]),
         "device": device.type,
         "quick": args.quick,
-        # 1-minute load average at start and end: above the core count, other jobs shared the CPU
-        "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "matmul_peak_gflops": {k: round(v * 1e-9, 1) for k, v in peaks.items()},
-        "matmul_peak_size": n,
+        **peaks.report(),
         "results": results,
     }
     if device.type == "cpu":

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench import generator_step, model_step  # noqa: E402
+from bench.step_timing import matmul_peak  # noqa: E402
 from bench.harness import environment as harness_environment  # noqa: E402
 from vitok import ViTokConfig  # noqa: E402
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         report["wall_s"] = round(time.monotonic() - started, 1)
         (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
 
-    peak = model_step.matmul_peak(device, torch.bfloat16, s["matmul_n"], 3)
+    peak = matmul_peak(device, torch.bfloat16, s["matmul_n"], 3)
     report["matmul_peak_bf16_gflops"] = round(peak * 1e-9, 1)
     # The plain step first, in this process (the stages after it are subprocesses, so its CUDA memory is
     # released to them): the ratios' denominators are there even if a later stage runs out of time.
@@ -170,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         if compile_ != first_mode:
             train(name)
 
-    # The peak again at the end, keeping the better (as bench/model_step.py does): other jobs sharing the device
-    # or the cores can only lower a measurement.
-    peak = max(peak, model_step.matmul_peak(device, torch.bfloat16, s["matmul_n"], 3))
+    # The peak again at the end, keeping the better (as bench/step_timing.Peaks does): other jobs sharing the
+    # device or the cores can only lower a measurement.
+    peak = max(peak, matmul_peak(device, torch.bfloat16, s["matmul_n"], 3))
     report["matmul_peak_bf16_gflops"] = round(peak * 1e-9, 1)
     report["complete"] = True
     save()
