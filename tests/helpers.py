@@ -110,7 +110,9 @@ class RayHead:
 
 
 def kill_process_tree(process: subprocess.Popen) -> None:
-    """SIGKILLs a process started in its own session, its session's group and every process below it."""
+    """SIGKILLs a process started in its own session, its session's group and every process below it (Ray puts
+    its workers in groups of their own), as a node crash would: nothing gets to clean up. Returns when they are
+    gone."""
     try:
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -125,6 +127,7 @@ def kill_process_tree(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait(timeout=30)
+    psutil.wait_procs(tree, timeout=10)
 
 
 def registered_step(storage: Path) -> int:

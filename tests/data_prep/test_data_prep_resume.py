@@ -3,18 +3,17 @@
 import glob
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
-import psutil
 import pyarrow.parquet as pq
 from PIL import Image
 
 from data_prep import build_sample_corpus, load_manifest, run
 from tests.data_prep.bad_media import write_mp4
+from tests.helpers import kill_process_tree
 
 PREP = dict(frames=4, size=32, fps=8.0, max_clips=2, images_per_unit=2, videos_per_unit=1)
 
@@ -60,17 +59,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(ray_session, tmp_path):
         assert proc.poll() is None, "the run ended before any unit committed"
         assert time.monotonic() < deadline, "no unit committed in 120 s"
         time.sleep(0.05)
-    # Like a node crash: the CLI's process group and every descendant (Ray puts its workers in groups of
-    # their own), all at once with SIGKILL, so nothing gets to clean up.
-    doomed = psutil.Process(proc.pid).children(recursive=True)
-    os.killpg(proc.pid, signal.SIGKILL)
-    for p in doomed:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait()
-    psutil.wait_procs(doomed, timeout=10)
+    kill_process_tree(proc)  # like a node crash: the CLI and every process below it, at once
     committed = len(glob.glob(os.path.join(killed, "units", "*.json")))
     assert not os.path.exists(os.path.join(killed, "manifest.json")), "the kill came too late: run had finished"
 

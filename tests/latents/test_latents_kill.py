@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 import torch
 
-from tests.helpers import BIN, REPO
+from tests.helpers import BIN, REPO, kill_process_tree
 from vitok import ViTok
 
 pytestmark = pytest.mark.integration
@@ -40,19 +38,6 @@ def _cli(shards, tokenizer, out) -> subprocess.Popen:
                             start_new_session=True)  # fmt: skip
 
 
-def _kill_all(proc: subprocess.Popen) -> None:
-    """Like a node crash: the CLI's process group and every descendant, at once, with SIGKILL."""
-    doomed = psutil.Process(proc.pid).children(recursive=True)
-    os.killpg(proc.pid, signal.SIGKILL)
-    for p in doomed:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait()
-    psutil.wait_procs(doomed, timeout=10)
-
-
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(sample_shards, slower_tokenizer, tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     proc = _cli(sample_shards, slower_tokenizer, reference)
@@ -65,7 +50,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(sample_shards, slower_tok
         assert proc.poll() is None, "the run ended before any unit committed"
         assert time.monotonic() < deadline, "no unit committed in 300 s"
         time.sleep(0.05)
-    _kill_all(proc)
+    kill_process_tree(proc)  # like a node crash: the CLI and every process below it, at once
     committed = len([n for n in os.listdir(killed / "units") if n.endswith(".json")])
     assert not (killed / "manifest.json").exists(), "the kill came too late: the run had finished"
 
