@@ -35,12 +35,13 @@ BAD = {
 DISGUISED = {"video/actually_a_png.mp4": "image"}
 
 
-def write_mp4(path, frames: int, fps: int = 24, w: int = 64, h: int = 48) -> None:
+def write_mp4(path, frames: int, fps: int = 24, w: int = 64, h: int = 48, level_step: int = 37) -> None:
+    """An H.264 clip whose frame k is flat grey at level (k * level_step) % 256, so a decoded frame tells its index."""
     with av.open(str(path), mode="w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for k in range(frames):
-            arr = np.full((h, w, 3), (k * 37) % 256, np.uint8)
+            arr = np.full((h, w, 3), (k * level_step) % 256, np.uint8)
             for p in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
                 c.mux(p)
         for p in s.encode():

@@ -1,6 +1,5 @@
 """Decoding and tubelet maths on real encoded files written here with PIL / PyAV (no Ray)."""
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,18 +9,7 @@ from data_prep.media.decode_video import (
     DecordDecoder, PyAVDecoder, VideoDecodeError, decode_with_fallback,
 )  # fmt: skip
 from data_prep.media.tubelets import VideoTooShort, plan_clips, resize_center_crop, to_tubelet
-
-
-def write_mp4(path, frames: int, fps: int, w: int = 64, h: int = 48):
-    with av.open(str(path), mode="w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for k in range(frames):
-            arr = np.full((h, w, 3), (k * 8) % 256, np.uint8)
-            for p in s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+from tests.data_prep.bad_media import write_mp4
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -81,7 +69,7 @@ def test_resize_center_crop_shapes():
 
 @pytest.mark.parametrize("decoder", [DecordDecoder, PyAVDecoder])
 def test_both_decoders_read_the_same_clip(tmp_path, decoder):
-    write_mp4(tmp_path / "v.mp4", frames=20, fps=24)
+    write_mp4(tmp_path / "v.mp4", frames=20, fps=24, level_step=8)
     d = decoder(str(tmp_path / "v.mp4"))
     info = d.probe()
     assert (info.num_frames, info.fps, info.height, info.width) == (20, 24.0, 48, 64)
