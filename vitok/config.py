@@ -31,8 +31,24 @@ SIZES: dict[str, Size] = {
 _NAME = re.compile(r"^(?P<enc>[A-Za-z]+)-(?P<dec>[A-Za-z]+)/(?:(?P<q>\d+)x)?(?P<p>\d+)$")
 
 
+class StoredConfig:
+    """`to_dict` / `from_dict` for a model config dataclass that a checkpoint stores as config.json: `from_dict`
+    refuses fields it does not know, so a config written by another version is reported rather than half-read."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}")
+        return cls(**data)
+
+
 @dataclass
-class ViTokConfig:
+class ViTokConfig(StoredConfig):
     encoder_width: int = 768  # encoder model dim
     encoder_depth: int = 6  # encoder transformer blocks
     encoder_heads: int = 12  # encoder attention heads (width must divide evenly)
@@ -92,16 +108,6 @@ class ViTokConfig:
             **overrides,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ViTokConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ViTokConfig fields {unknown}")
-        return cls(**data)
 
 
 def token_grid(config: ViTokConfig, frames: int, height: int, width: int) -> tuple[int, int, int]:

@@ -23,7 +23,6 @@ Differences from the DiT paper, and why:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import Size
+from ..config import Size, StoredConfig
 from ..layers import Attention, SwiGLU
 from ..model import patchify, unpatchify
 from ..rope import grid_positions, rope_angles, rope_cos_sin
@@ -55,7 +54,7 @@ _NAME = re.compile(r"^DiT-(?P<size>[A-Za-z]+)/(?:(?P<q>\d+)x)?(?P<p>\d+)$", re.I
 
 
 @dataclass
-class DiTConfig:
+class DiTConfig(StoredConfig):
     width: int = 384  # model dim
     depth: int = 12  # adaLN-Zero blocks
     heads: int = 6  # attention heads (width / heads must be even: RoPE rotates channel pairs)
@@ -123,16 +122,6 @@ class DiTConfig:
             **overrides,
         )  # fmt: skip
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DiTConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DiTConfig fields {unknown}")
-        return cls(**data)
 
 
 def sincos_position_embedding(grid: tuple[int, int, int], width: int, theta: float, device=None) -> torch.Tensor:
