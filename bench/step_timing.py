@@ -83,7 +83,7 @@ def parse_step_arguments(description: str, argv: list[str] | None) -> argparse.N
 
 class Peaks:
     """The matmul peak of each precision a step benchmark measures, taken before its steps and again after them
-    (`refresh`, keeping the better), and the MFU of its results against them.
+    (`finish`, keeping the better), and the MFU of its results against them.
 
     CPU: fp32, bf16 autocast and bf16 weights side by side (these CPUs have AMX/AVX-512 bf16); CUDA: bf16 autocast
     and bf16 weights, as the trainer's DeepSpeed bf16 mode keeps them.
@@ -95,19 +95,17 @@ class Peaks:
         self.n = (1024 if quick else 4096) if device.type == "cpu" else 8192
         self.load_before = os.getloadavg()[0]
         self.flops: dict[str, float] = {}
-        self.refresh()
+        self._measure()
 
-    def refresh(self) -> None:
-        for precision in ("fp32", "bf16"):
-            if precision == "fp32" and "fp32" not in self.precisions:
-                continue
+    def _measure(self) -> None:
+        for precision in dict.fromkeys(p.split("-")[0] for p in self.precisions):  # fp32 (CPU only), bf16
             dtype = torch.float32 if precision == "fp32" else torch.bfloat16
             self.flops[precision] = max(self.flops.get(precision, 0.0), matmul_peak(self.device, dtype, self.n, 3))
 
     def finish(self, results: list[dict]) -> None:
         """Measures the peaks again, keeping the better (other jobs sharing the cores can only lower a
         measurement), and sets each result's "mfu" against them."""
-        self.refresh()
+        self._measure()
         for result in results:
             result["mfu"] = self.mfu(result)
 

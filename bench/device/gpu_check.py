@@ -45,8 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench import generator_step, model_step  # noqa: E402
-from bench.step_timing import matmul_peak  # noqa: E402
-from bench.harness import environment as harness_environment  # noqa: E402
+from bench.step_timing import device_environment, matmul_peak  # noqa: E402
 from vitok import ViTokConfig  # noqa: E402
 
 # What each mode runs. GPU: the production sizes of the README's goals, each command limited so that one hang
@@ -182,17 +181,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def environment(device: torch.device) -> dict:
-    """bench/harness.environment plus torch, Ray, DeepSpeed and MLflow versions and the GPU's name."""
-    env = harness_environment(["vitok", "workflows", "data_prep", "bench"])
-    if device.type == "cuda":
-        env["hardware"]["gpu"] = torch.cuda.get_device_name(device)
+    """bench/step_timing.device_environment (torch and the GPU's name among it) plus Ray, DeepSpeed and MLflow
+    versions."""
+    env = device_environment(device, ["vitok", "workflows", "data_prep", "bench"])
     versions = {}
     for package in ("ray", "deepspeed", "mlflow-skinny"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:  # reported; the stage that needs it fails with its log
             versions[package] = "missing"
-    return {**env, "torch": torch.__version__, "versions": versions}
+    return {**env, "versions": versions}
 
 
 def write_images(folder: Path, count: int, side: int) -> None:
