@@ -38,12 +38,18 @@ ALLOCATOR_ENV = (
 # A local Ray lives and dies with this driver's machine, so there is nothing to watch: it is off there, unless the
 # user set the variable. A cluster joined through RAY_ADDRESS keeps it.
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+LOCAL_RAY_ENV = {PREEMPTION_WATCHER_ENV: "0"}  # read in the driver, passed on to Ray Train's controller at each fit
+
+
+def local_ray_env() -> dict[str, str]:
+    """What the driver of a local Ray adds to its environment: LOCAL_RAY_ENV, less what the user has set."""
+    return {name: value for name, value in LOCAL_RAY_ENV.items() if name not in os.environ}
 
 
 def connect_ray(verbose: bool = False) -> None:
     """Joins the cluster named by RAY_ADDRESS (set for `ray job submit` drivers), else starts a local Ray; either
-    way the job's workers start with ALLOCATOR_ENV. On a local one, Ray Train runs without its preemption
-    watcher (PREEMPTION_WATCHER_ENV).
+    way the job's workers start with ALLOCATOR_ENV. On a local one, the driver's environment gets local_ray_env()
+    (Ray Train without its preemption watcher).
 
     "local" rather than auto-detection, so a head that `ray start` left on this machine is never joined by
     accident. Quiet unless `verbose`: Ray's own INFO lines and the workers' stdout/stderr (DeepSpeed's and
@@ -61,7 +67,7 @@ def connect_ray(verbose: bool = False) -> None:
         ray.init(**options)
     else:
         cpus = (os.cpu_count() or 1) + LOCAL_SPARE_CPUS
-        os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")  # passed on to Ray Train's controller at each fit
+        os.environ.update(local_ray_env())
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from data_prep.ray_session import PREEMPTION_WATCHER_ENV
+from data_prep.ray_session import local_ray_env
 from tests.helpers import run_cli
 
 # DeepSpeed chooses its accelerator at import; these machines have no GPU.
@@ -43,11 +43,9 @@ def local_ray():
     An earlier module may have left its own (smaller) session running, so that one is shut down first.
     """
     ray.shutdown()
-    # As connect_ray runs a local Ray: without Ray Train's preemption watcher, one actor process less per run.
-    set_here = PREEMPTION_WATCHER_ENV not in os.environ
-    os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
-    ray.init(address="local", num_cpus=4, include_dashboard=False)
-    yield
-    ray.shutdown()
-    if set_here:
-        del os.environ[PREEMPTION_WATCHER_ENV]
+    with pytest.MonkeyPatch.context() as env:  # the environment connect_ray gives a local Ray's driver
+        for name, value in local_ray_env().items():
+            env.setenv(name, value)
+        ray.init(address="local", num_cpus=4, include_dashboard=False)
+        yield
+        ray.shutdown()
