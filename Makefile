@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-build-isolation deepspeed==0.19.8
 	$(PY) -m pip install --quiet -e '.[test]'
 	# DeepSpeed's CPU communication op is JIT-built on first use (about a minute on 2 cores): built here, it is
-	# part of the installation rather than of the first training run.
-	$(PY) -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()" > /dev/null
+	# part of the installation rather than of the first training run, with the venv's ninja, as every later load.
+	$(PY) -c "from workflows.training.jit_build import build_deepspeed_cpu_op; build_deepspeed_cpu_op()" > /dev/null
 	touch $(STAMP)
 
 demo: $(STAMP)

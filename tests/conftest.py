@@ -11,9 +11,13 @@ import ray
 
 from data_prep.ray_session import local_ray_env
 from tests.helpers import run_cli
+from workflows.training.jit_build import use_the_environments_ninja
 
 # DeepSpeed chooses its accelerator at import; these machines have no GPU.
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
+# The tests' own DeepSpeed processes (and the Ray clusters they start) load its CPU op with the venv's ninja, as
+# the trainer's workers do, whatever PATH pytest was started with: two ninjas rebuild the op in turn.
+use_the_environments_ninja()
 
 
 @pytest.fixture(scope="session")

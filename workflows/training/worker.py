@@ -30,8 +30,8 @@ from workflows.runs.spec import RunState, SaveFinal, WorkerContext
 from workflows.tracking import PER_SAMPLE_ARTIFACT
 from workflows.training.deepspeed_config import deepspeed_config, tune_engine
 from workflows.training.evaluation import ValBatch, eval_group, evaluate, pixels_to_model_input
-from workflows.training.extension_locks import settle_build_locks
 from workflows.training.ingest import augment, center_crop
+from workflows.training.jit_build import settle_build_locks, use_the_environments_ninja
 from workflows.training.model_card import CARD_NAME, model_card
 from workflows.training.objectives import Objective
 from workflows.training.optim import build_optimizer
@@ -63,6 +63,7 @@ def build_engine(config: TrainConfig, model: ViTok, device: torch.device, world:
     Needs torch.distributed set up (Ray Train does it)."""
     import deepspeed
 
+    use_the_environments_ninja()  # else a driver's PATH picks the ninja, and two ninjas rebuild the op in turn
     settle_build_locks()  # else a lock left by a killed build makes deepspeed.initialize wait forever
     weights = fp32_parameters(model)
     optimizer, schedule = build_optimizer(model, config, device)
