@@ -31,6 +31,7 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -88,16 +89,24 @@ def run_demo(clone: Path, timeout_s: int) -> dict:
     log = clone / "demo.log"
     start = time.perf_counter()
     with open(log, "w") as out:
+        # A session of its own, so that a demo past the timeout is stopped with its local Ray's processes,
+        # which would otherwise go on using the cores the second floor is measured on.
+        demo = subprocess.Popen([str(REPO / ".venv" / "bin" / "python"), "-m", "workflows.demo"], cwd=clone,
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            code = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "workflows.demo"], cwd=clone,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+            code = demo.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGTERM)
+            demo.wait()
             code = None
     wall = time.perf_counter() - start
-    printed = DEMO_SECONDS.search(log.read_text())
+    lines = log.read_text().splitlines()
+    printed = next((m for m in map(DEMO_SECONDS.search, lines) if m), None)
     return {"exit_code": code, "timed_out": code is None, "wall_s": round(wall, 1),
             "printed_s": int(printed.group(1)) if printed else None,
-            "output_tail": log.read_text().splitlines()[-3:]}  # fmt: skip
+            # Each config's closing line (its time, PSNR and SSIM), to compare runs of the same code.
+            "finished_lines": [line for line in lines if "] finished in " in line],
+            "output_tail": lines[-3:]}  # fmt: skip
 
 
 def demo_phases(clone: Path, experiment: str) -> dict:
