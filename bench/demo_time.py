@@ -3,9 +3,9 @@
     .venv/bin/python bench/demo_time.py [--probe-steps 25] [--demo-timeout 3600]
 
 The demo's goal is 10 minutes after installation on the 2-core CI-class machine. Its time alone does not say
-whether a machine can meet that goal: the same code's demo took 1231 s one day and 1703 s another on the same
-kind of machine (docs/results.md), and on a CPU without native bf16 it trains in fp32. So this measures, in one
-run:
+whether a machine can meet that goal: the demo took 1231 s and, hours later, 1703 s on the same kind of machine,
+with the same losses digit for digit (docs/results.md), and on a CPU without native bf16 it trains in fp32. So
+this measures, in one run:
 
 1. the floor: for each config of the demo's study (workflows/configs/e_sweep_tiny.yaml, read by the sweep's own
    loader), the plain PyTorch loop of bench/train_step.py (same model, global batch, optimiser and the precision

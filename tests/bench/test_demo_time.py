@@ -52,6 +52,13 @@ def test_a_demo_past_its_timeout_is_stopped_with_its_children(tmp_path):
     assert run["finished_lines"] == ["[c1] finished in 0m01s: PSNR 20.0, SSIM 0.5"] and run["printed_s"] is None
     child = int((tmp_path / "demo.log").read_text().split()[0])
     deadline = time.monotonic() + 10
-    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+    while alive(child):
         assert time.monotonic() < deadline, "the demo's child outlived the timeout"
         time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
