@@ -16,19 +16,24 @@ from pathlib import Path
 
 import psutil
 
+from workflows.runtime.precision import cpu_has_native_bf16
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def environment(watched: list[str]) -> dict:
-    """Date, commit (`-dirty` when any of the `watched` paths has uncommitted changes), CPU, cores the process
-    may use, memory and Python: every benchmark's JSON starts with these."""
+    """Date, commit (`-dirty` when any of the `watched` paths has uncommitted changes), CPU (and whether it computes
+    bf16 natively: two kinds of machine here share the name "AMD EPYC", one with AVX512-BF16 and one without, and
+    'auto' trains in bf16 only on the first), cores the process may use, memory and Python: every benchmark's JSON
+    starts with these."""
     git = lambda *args: subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()  # noqa: E731
     dirty = bool(git("status", "--porcelain", "--", *watched))
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git("rev-parse", "HEAD") + ("-dirty" if dirty else ""),
-        "hardware": {"cpu": cpu or platform.processor(), "cores": len(os.sched_getaffinity(0)),
+        "hardware": {"cpu": cpu or platform.processor(), "native_bf16": cpu_has_native_bf16(),
+                     "cores": len(os.sched_getaffinity(0)),
                      "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},  # fmt: skip
         "python": platform.python_version(),
     }
