@@ -22,10 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def environment(watched: list[str]) -> dict:
-    """Date, commit (`-dirty` when any of the `watched` paths has uncommitted changes), CPU (and whether it computes
-    bf16 natively: two kinds of machine here share the name "AMD EPYC", one with AVX512-BF16 and one without, and
-    'auto' trains in bf16 only on the first), cores the process may use, memory and Python: every benchmark's JSON
-    starts with these."""
+    """Date, commit (`-dirty` when any of the `watched` paths has uncommitted changes), CPU and whether it computes
+    bf16 natively (CPUs of one model name come with and without it, and it decides the precision 'auto' trains in),
+    cores the process may use, memory and Python: every benchmark's JSON starts with these."""
     git = lambda *args: subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()  # noqa: E731
     dirty = bool(git("status", "--porcelain", "--", *watched))
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
