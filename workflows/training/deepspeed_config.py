@@ -58,22 +58,40 @@ class _NoOverflowCheck:
     """Stands in for the overflow check of DeepSpeed's stage-0 mixed-precision optimiser in bf16 mode.
 
     That check reads every gradient's finiteness back to the host one parameter at a time: a GPU sync per
-    parameter per step (53 for T-T/8, about 280 for S-B/16), with the GPU idle in between. bf16 has no loss
-    scale, so all it can find is a non-finite gradient, and the same step's gradient norm finds that anyway:
-    DeepSpeed's step then sees a non-finite norm and skips the update (tests/workflows/test_stage0_host_syncs.py).
+    parameter per step (53 for T-T/8, about 280 for S-B/16), with the GPU idle in between.
     """
 
     def check(self, *args, **kwargs) -> bool:
         return False
 
 
-def tune_engine(engine, config: TrainConfig, world_size: int) -> None:
-    """What the config dict cannot say, set on the engine `deepspeed.initialize` built (DeepSpeed 0.19.8):
-    at ZeRO-0 in bf16, no per-parameter overflow check (above); with one worker at ZeRO-0, no all-reduce of the
-    gradients over a group of one (it flattens, reduces and copies back every gradient to change nothing)."""
-    from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
+def _no_overflow_scan(*args, **kwargs) -> None:
+    """Stands in for `check_overflow` of DeepSpeed's ZeRO 1-2 optimiser in bf16 mode, which leaves its step's
+    `overflow` False. That check tests every gradient for inf and NaN, eight operations per parameter tensor
+    (each a kernel launch on a GPU; two of them read the whole gradient), then all-reduces the flag and reads
+    it back: a collective and a device sync on every step."""
 
-    if config.train.precision == "bf16" and isinstance(engine.optimizer, FP16_UnfusedOptimizer):
-        engine.optimizer.overflow_checker = _NoOverflowCheck()
+
+def tune_engine(engine, config: TrainConfig, world_size: int) -> None:
+    """What the config dict cannot say, set on the engine `deepspeed.initialize` built (DeepSpeed 0.19.8).
+
+    In bf16 mode, at ZeRO 0-2, no separate overflow check of the gradients (above). bf16 has no loss scale, so
+    all such a check can find is a non-finite gradient, and the same step's gradient norm finds that anyway:
+    DeepSpeed's step then sees a non-finite norm and skips the update on every rank, since the norm is summed
+    across them first (tests/workflows/test_bf16_overflow_checks.py). With one worker at ZeRO-0, no all-reduce
+    of the gradients over a group of one (it flattens, reduces and copies back every gradient to change
+    nothing).
+    """
+    from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
+    from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
+
+    optimizer = engine.optimizer
+    if config.train.precision == "bf16" and isinstance(optimizer, FP16_UnfusedOptimizer):
+        optimizer.overflow_checker = _NoOverflowCheck()
+    # Only where the norm is computed (DeepSpeed's default), and not with an offloaded optimiser, which tracks
+    # overflow while it copies the gradients out.
+    if (config.train.precision == "bf16" and isinstance(optimizer, DeepSpeedZeroOptimizer)
+            and optimizer.compute_grad_norm and not optimizer.cpu_offload):  # fmt: skip
+        optimizer.check_overflow = _no_overflow_scan
     if world_size == 1 and config.train.zero_stage == 0:
         engine.enable_backward_allreduce = False
