@@ -9,9 +9,11 @@ GPU worker, so the data path is not in the figures.
     python bench/device/step_profile.py --zero 0 --out OUT           # GPU: S-B/16 256p batch 32, bf16, eager
     python bench/device/step_profile.py --dry --zero 2 --out OUT     # CPU: T-T/8 64p batch 8
 
-Writes OUT/step_profile_zeroN.json after each part (trainer timing, plain step, profile; "complete" after the
-last): the trainer's and the plain step's median seconds (synchronised after every step), their ratio, and the
-profiler's top operators by self device time and by self CPU time over a few steps.
+Writes OUT/step_profile_zeroN.json after each part (trainer timing, the stock engine's, plain step, profile;
+"complete" after the last): the trainer's and the plain step's median seconds (synchronised after every step),
+their ratio, the same trainer on DeepSpeed's engine as `deepspeed.initialize` builds it (without
+`tune_engine`'s changes) against the tuned one (`stock_vs_tuned`), and the profiler's top operators by self
+device time and by self CPU time over a few steps.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -78,9 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     pixels = torch.randint(0, 256, (s["batch"], 1, s["size"], s["size"], 3), dtype=torch.uint8, device=device)
     batches = iter(lambda: {"pixels": pixels}, None)  # endless
 
-    def trainer_step(step: int) -> None:
-        terms = state.step(step, batches)
-        float(terms["loss"].detach())  # the host sync the logging steps make, here on every step
+    def stepper(state: TokenizerState):
+        def trainer_step(step: int) -> None:
+            terms = state.step(step, batches)
+            float(terms["loss"].detach())  # the host sync the logging steps make, here on every step
+
+        return trainer_step
+
+    trainer_step = stepper(state)
 
     report = {
         "benchmark": "one tokenizer training step: the trainer's TokenizerState.step vs the plain step",
@@ -95,9 +103,25 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save = lambda: (out / f"step_profile_zero{args.zero}.json").write_text(json.dumps(report, indent=1))  # noqa: E731
 
-    report["trainer_step_s_median"] = round(statistics.median(timed(trainer_step, s["warmup"], s["steps"], device)), 5)
+    tuned_times = timed(trainer_step, s["warmup"], s["steps"], device)
+    report["trainer_step_s_median"] = round(statistics.median(tuned_times), 5)
     save()
     progress(f"trainer step timed: {report['trainer_step_s_median']} s")
+
+    # The same trainer on DeepSpeed's engine as deepspeed.initialize builds it, without tune_engine's changes
+    # (its overflow checks, and at ZeRO-0 the all-reduce over a group of one), timed between two runs of the
+    # tuned one, so that a drift of the device's speed shows in neither figure alone.
+    with mock.patch("workflows.training.worker.tune_engine", lambda *args: None):
+        torch.manual_seed(0)
+        stock = TokenizerState(plan, WorkerContext(0, 1, None))
+    stock_times = timed(stepper(stock), s["warmup"], s["steps"], device)
+    del stock
+    tuned_times += timed(trainer_step, 0, s["steps"], device)
+    report["trainer_stock_step_s_median"] = round(statistics.median(stock_times), 5)
+    report["trainer_tuned_step_s_median_both_runs"] = round(statistics.median(tuned_times), 5)
+    report["stock_vs_tuned"] = round(statistics.median(stock_times) / statistics.median(tuned_times), 3)
+    save()
+    progress(f"stock DeepSpeed engine timed: {report['trainer_stock_step_s_median']} s")
 
     # The profile last: on a GPU its trace is the slowest and least certain part.
     activities = [torch.profiler.ProfilerActivity.CPU]
