@@ -11,12 +11,15 @@ Stages, in this order:
 then, through the stable command lines only (never the workflows' or data_prep's Python internals):
 2. synthetic images (smooth patterns, PIL) -> `python -m data_prep run` -> tubelet shards;
 3. `workflows/train.py` on a sweep file written here: ZeRO-0 and ZeRO-2 with 1 worker, compiled
-   (`train.compile: true`) then eager; samples/s read back with MLflow's client (the first logged window,
-   which holds start-up and compilation, dropped);
-4. `workflows/cache_latents.py` with the first tokenizer that trained, then `workflows/train_generator.py`.
+   (`train.compile: true`); samples/s read back with MLflow's client (the first logged window, which holds
+   start-up and compilation, dropped);
+4. `bench/device/step_profile.py --zero 0`: the trainer's step in one process against the plain step, against
+   DeepSpeed's stock engine, and profiled (its JSON in "step_profile");
+5. `workflows/cache_latents.py` with the first tokenizer that trained, then `workflows/train_generator.py`;
+6. the trainer runs of stage 3 again, eager.
 
 Writes OUT/gpu_check.json after every stage ("complete": false until the last), so a run cut off by the device
-tool's limit still returns what it measured; each command's output goes to OUT/logs/. On the GPU the stages
+tool's limit still returns what it measured; every command's output goes to OUT/logs/stages.log. On the GPU the stages
 share a time budget (SETTINGS' budget_s) that ends the check inside the device tool's 600 s. MLflow uses a local file
 store (MLFLOW_ALLOW_FILE_STORE=true): the GPU machine carries mlflow-skinny only, without the SQLite stack.
 """
@@ -63,6 +66,7 @@ CHANNELS = 16  # latent channels c of the tokenizer (the README's S-B/16 figures
 GOALS = {"trainer_vs_plain_compiled": 0.9, "tokenizer_train_mfu": 0.35}
 MIN_STAGE_S = 45  # under this much of the budget left, a stage is skipped rather than started and cut off
 RUNNING: list[subprocess.Popen] = []  # the stage now running, for end_stage_on_sigterm
+STAGES_LOG = "stages.log"  # every stage's output, in OUT/logs/
 
 
 def end_stage_on_sigterm(signum, frame) -> None:
@@ -143,6 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, _, compile_ in runs:
         if compile_ == first_mode:
             train(name)
+
+    # Where the trainer's step time goes (bench/device/step_profile.py at ZeRO-0, eager, in one process), before
+    # the generator: the trainer's gap to its plain step is the open question, the generator's path was at 0.96.
+    if clock.allows("step_profile"):
+        folder = work / "step_profile"
+        result = run_stage("step_profile", [
+            "bench/device/step_profile.py", "--zero", "0", "--out", str(folder), *(["--dry"] if args.dry else [])],
+            out, clock, report, device)  # fmt: skip
+        written = folder / "step_profile_zero0.json"  # rewritten after each of its parts: kept if cut off
+        report["step_profile"] = {**result, "report": json.loads(written.read_text()) if written.is_file() else None}
+        save()
 
     # The latents come from the first tokenizer that trained and exported.
     tokenizer = next((r["run_id"] for r in report["trainer"].values() if r["exit"] == 0 and r.get("run_id")), None)
@@ -254,12 +269,15 @@ class StageClock:
 
 def run_stage(name: str, args: list[str], out: Path, clock: StageClock, report: dict,
               device: torch.device | None = None) -> dict:
-    """Runs `python ARGS` from the repository root, its output in OUT/logs/NAME.log; returns its wall time, exit
-    code and (on a GPU) the device's peak memory in use meanwhile. A failure is recorded, not raised: the
-    stages after it still run and the report keeps what was measured."""
+    """Runs `python ARGS` from the repository root, its output appended to OUT/logs/stages.log under a line that
+    names the stage; returns its wall time, exit code and (on a GPU) the device's peak memory in use meanwhile.
+    A failure is recorded, not raised: the stages after it still run and the report keeps what was measured.
+    One log for all stages, since the device tool returns at most 8 files from OUT."""
     sampler = GpuMemorySampler() if device is not None and device.type == "cuda" else None
     start = time.monotonic()
-    with open(out / "logs" / f"{name}.log", "w") as log:
+    with open(out / "logs" / STAGES_LOG, "a") as log:
+        log.write(f"\n===== stage {name}: python {' '.join(args)}\n")
+        log.flush()
         # A session of its own, so that a timeout ends the local Ray cluster the command started with it.
         proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
@@ -275,7 +293,7 @@ def run_stage(name: str, args: list[str], out: Path, clock: StageClock, report: 
     if sampler is not None:
         result["peak_gpu_memory_used_gib"] = sampler.stop()
     if code != 0:
-        report["errors"].append(f"{name}: exit {code} (logs/{name}.log)")
+        report["errors"].append(f"{name}: exit {code} (logs/{STAGES_LOG}, stage {name})")
     return result
 
 

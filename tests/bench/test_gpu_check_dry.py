@@ -36,6 +36,11 @@ def test_dry_run_measures_every_stage(tmp_path):
     for run in [*report["trainer"].values(), report["generator"]]:
         assert run["exit"] == 0 and run["samples_per_s"] > 0, run
     assert report["cache_latents"]["exit"] == 0
+    assert report["step_profile"]["exit"] == 0, report["step_profile"]
+    profile = report["step_profile"]["report"]
+    assert profile["complete"] and all(profile[k] > 0 for k in ("trainer_step_s_median", "stock_vs_tuned",
+                                                                 "plain_vs_trainer"))  # fmt: skip
+    assert (out / "logs" / "stages.log").read_text().count("===== stage ") == 6  # every stage's output, one file
     for plain in report["plain"].values():
         assert plain["samples_per_s_median"] > 0
     summary = report["summary"]
