@@ -3,11 +3,13 @@ engine settings that file cannot express (`tune_engine`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 from workflows.config import ConfigError, TrainConfig, deep_merge
+from workflows.training.stage0_step import stage0_bf16_step
 
 ZERO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "infra" / "deepspeed"
 
@@ -54,17 +56,6 @@ def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
     return deep_merge(base, run_specific)
 
 
-class _NoOverflowCheck:
-    """Stands in for the overflow check of DeepSpeed's stage-0 mixed-precision optimiser in bf16 mode.
-
-    That check reads every gradient's finiteness back to the host one parameter at a time: a GPU sync per
-    parameter per step (53 for T-T/8, about 280 for S-B/16), with the GPU idle in between.
-    """
-
-    def check(self, *args, **kwargs) -> bool:
-        return False
-
-
 def _no_overflow_scan(*args, **kwargs) -> None:
     """Stands in for `check_overflow` of DeepSpeed's ZeRO 1-2 optimiser in bf16 mode, which leaves its step's
     `overflow` False. That check tests every gradient for inf and NaN, eight operations per parameter tensor
@@ -75,23 +66,27 @@ def _no_overflow_scan(*args, **kwargs) -> None:
 def tune_engine(engine, config: TrainConfig, world_size: int) -> None:
     """What the config dict cannot say, set on the engine `deepspeed.initialize` built (DeepSpeed 0.19.8).
 
-    In bf16 mode, at ZeRO 0-2, no separate overflow check of the gradients (above). bf16 has no loss scale, so
-    all such a check can find is a non-finite gradient, and the same step's gradient norm finds that anyway:
-    DeepSpeed's step then sees a non-finite norm and skips the update on every rank, since the norm is summed
-    across them first (tests/workflows/test_bf16_overflow_checks.py). With one worker at ZeRO-0, no all-reduce
-    of the gradients over a group of one (it flattens, reduces and copies back every gradient to change
-    nothing).
+    In bf16 mode at ZeRO-0, the optimiser's step in multi-tensor operations (`stage0_step`), which has no
+    separate overflow check of the gradients either: DeepSpeed's read every gradient's finiteness back to the
+    host one parameter at a time, a GPU sync per parameter per step. At ZeRO 1-2, no such check (above). bf16
+    has no loss scale, so all such a check can find is a non-finite gradient, and the same step's gradient norm
+    finds that anyway: the step then sees a non-finite norm and skips the update on every rank, since the norm
+    is summed across them first (tests/workflows/test_bf16_optimizer_step.py). With one worker at ZeRO-0, no
+    all-reduce of the gradients over a group of one (it flattens, reduces and copies back every gradient to
+    change nothing).
     """
     from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
     from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
 
-    optimizer = engine.optimizer
-    if config.train.precision == "bf16" and isinstance(optimizer, FP16_UnfusedOptimizer):
-        optimizer.overflow_checker = _NoOverflowCheck()
+    optimizer, bf16 = engine.optimizer, config.train.precision == "bf16"
+    if bf16 and isinstance(optimizer, FP16_UnfusedOptimizer):
+        scale = optimizer.loss_scale_config
+        if not (scale.dynamic_loss_scale or scale.cur_scale != 1 or optimizer.fused_lamb_legacy):
+            optimizer.step = functools.partial(stage0_bf16_step, optimizer)
     # Only where the norm is computed (DeepSpeed's default), and not with an offloaded optimiser, which tracks
     # overflow while it copies the gradients out.
-    if (config.train.precision == "bf16" and isinstance(optimizer, DeepSpeedZeroOptimizer)
-            and optimizer.compute_grad_norm and not optimizer.cpu_offload):  # fmt: skip
+    if bf16 and isinstance(optimizer, DeepSpeedZeroOptimizer) and optimizer.compute_grad_norm \
+            and not optimizer.cpu_offload:
         optimizer.check_overflow = _no_overflow_scan
     if world_size == 1 and config.train.zero_stage == 0:
         engine.enable_backward_allreduce = False

@@ -1,8 +1,9 @@
-"""A bf16 step at ZeRO 0-2 runs no separate overflow check of the gradients (tune_engine), and still skips the
-update of a non-finite gradient through its non-finite norm. Counted on CPU with a dispatch mode:
-`aten::_local_scalar_dense` is what every `.item()`, `float(t)` and `bool(t)` runs (on a GPU, a sync with the
-GPU idle after it), and every dispatched operation is a kernel launch on a GPU. Run in a subprocess: one rank,
-gloo, on this process's loopback."""
+"""A bf16 step at ZeRO 0-2 runs no separate overflow check of the gradients, and at ZeRO-0 its optimiser steps in
+multi-tensor operations (tune_engine): the same masters as DeepSpeed's own step, fewer operations and reads
+per step, and the update of a non-finite gradient still skipped through its non-finite norm. Counted on CPU
+with a dispatch mode: `aten::_local_scalar_dense` is what every `.item()`, `float(t)` and `bool(t)` runs (on
+a GPU, a sync with the GPU idle after it), and every dispatched operation is a kernel launch on a GPU. Run in
+subprocesses: one rank or two, gloo, on this machine's loopback."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ class Dispatched(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-config = TrainConfig.from_dict({"model": {"variant": "N-N/8", "channels": 8}, "optim": {"warmup_steps": 0},
+# A clip far below the gradients' norm: every step clips.
+config = TrainConfig.from_dict({"model": {"variant": "N-N/8", "channels": 8},
+                                "optim": {"warmup_steps": 0, "grad_clip": 1e-3},
                                 "train": {"micro_batch_size": 2, "num_workers": world, "zero_stage": stage,
                                           "precision": "bf16"}})
 target = pixels_to_model_input(torch.randint(0, 256, (2, 1, 32, 32, 3), dtype=torch.uint8), torch.device("cpu"))
@@ -69,16 +72,18 @@ step(engine, float("nan") if rank == world - 1 else 1.0)  # with two ranks, the 
 after = master_state(engine, frozen, stage)
 print("nan_step_changed", sum(int(not torch.equal(before[k], after[k])) for k in before),
       "skipped", engine.skipped_steps)
-if stage > 0 and world == 1:  # the same steps with DeepSpeed's own check, which tune_engine set aside on the instance
+if world == 1:  # the same steps with DeepSpeed's own step and checks, which tune_engine set aside on the instance
     own, _, _ = new_engine()
-    del own.optimizer.check_overflow
+    del own.optimizer.__dict__["step" if stage == 0 else "check_overflow"]
     step(own, 1.0)
     with Dispatched() as checked:
         step(own, 1.0)
     step(own, float("nan"))
     own_after = master_state(own, frozen, stage)
     differ = sum(int(not torch.equal(after[k], own_after[k])) for k in after)
-    print("own_check ops", checked.ops, "reads", checked.reads, "masters_differ", differ, "skipped", own.skipped_steps)
+    gap = max(float(((after[k] - own_after[k]).abs() / own_after[k].abs().clamp(min=1e-3)).max()) for k in after)
+    print("own_check ops", checked.ops, "reads", checked.reads, "masters_differ", differ, "skipped", own.skipped_steps,
+          "relative_gap", gap)
 """
 
 
@@ -98,7 +103,7 @@ def run_probe(stage: int, world: int = 1) -> list[dict[str, list[str]]]:
 
 
 @pytest.mark.parametrize("stage", [0, 1, 2])
-def test_bf16_step_checks_no_gradient_for_overflow_and_skips_a_nan_gradient(stage):
+def test_bf16_step_runs_no_overflow_check_and_skips_a_nan_gradient(stage):
     [lines] = run_probe(stage)
     reads, ops, params = int(lines["reads"][0]), int(lines["reads"][2]), int(lines["reads"][4])
     # The gradient norm's reads (and the clip's) only; DeepSpeed's overflow check at ZeRO-0 read once per
@@ -106,14 +111,14 @@ def test_bf16_step_checks_no_gradient_for_overflow_and_skips_a_nan_gradient(stag
     assert params > 20 and reads <= 4, f"{reads} host reads in one step of {params} parameters"
     changed, skipped = int(lines["nan_step_changed"][0]), int(lines["nan_step_changed"][2])
     assert changed == 0 and skipped == 1, f"a NaN gradient changed {changed} masters ({skipped} steps skipped)"
-    if stage > 0:
-        own_ops, own_reads, differ, own_skipped = (int(lines["own_check"][i]) for i in (1, 3, 5, 7))
-        # The check only reads: the same masters after the same steps, and the same NaN step skipped.
-        assert differ == 0 and own_skipped == 1, f"{differ} masters differ from DeepSpeed's own check's"
-        # About a dozen operations per parameter tensor (each a kernel launch on a GPU) and a read after its
-        # all-reduce.
-        assert own_ops - ops >= 8 * params, f"{own_ops} operations per step with the check, {ops} without"
-        assert reads < own_reads, f"{own_reads} host reads per step with the check, {reads} without"
+    own_ops, own_reads, differ, own_skipped = (int(lines["own_check"][i]) for i in (1, 3, 5, 7))
+    gap = float(lines["own_check"][9])
+    # The same masters as DeepSpeed's own step after the same clipped steps, and the same NaN step skipped. At
+    # ZeRO 1-2 the check only read, so they are equal to the bit; at ZeRO-0 the norm is summed in another order.
+    assert own_skipped == 1 and (gap <= 1e-6 if stage == 0 else differ == 0), f"{differ} masters differ ({gap})"
+    # At least eight operations per parameter tensor fewer (each a kernel launch on a GPU), and fewer reads.
+    assert own_ops - ops >= 8 * params, f"{own_ops} operations per step with DeepSpeed's own, {ops} without"
+    assert reads < own_reads, f"{own_reads} host reads per step with DeepSpeed's own, {reads} without"
 
 
 def test_bf16_zero2_skips_on_every_rank_when_one_rank_has_a_nan_gradient():
