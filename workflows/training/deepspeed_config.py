@@ -1,15 +1,18 @@
-"""DeepSpeed configuration: the ZeRO file from infra/deepspeed merged with the run's batch and precision, and the
-engine settings that file cannot express (`tune_engine`)."""
+"""DeepSpeed configuration: the ZeRO file from infra/deepspeed merged with the run's batch and precision, and what
+that file cannot express, set on the engine DeepSpeed builds (`tune_engine`): in bf16, no separate overflow
+checks and a multi-tensor ZeRO-0 optimiser step."""
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from workflows.config import ConfigError, TrainConfig, deep_merge
-from workflows.training.stage0_step import stage0_bf16_step
 
 ZERO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "infra" / "deepspeed"
 
@@ -56,6 +59,41 @@ def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
     return deep_merge(base, run_specific)
 
 
+def _stage0_bf16_step(optimizer, closure=None) -> bool:
+    """One step of `optimizer`, DeepSpeed's `FP16_UnfusedOptimizer` over bf16 weights with fp32 masters, in place
+    of its own `step`; returns whether it was skipped (a non-finite gradient), as DeepSpeed's step does.
+
+    DeepSpeed's step walks the parameters one tensor at a time, several times: a cast of each bf16 gradient to
+    fp32 for its norm, the norm and its square, another cast of the same gradient for the fp32 master, a
+    multiply by the clip factor (by 1.0 when nothing is clipped), a copy of each master back into its bf16
+    weight, and before all that a read of each gradient's finiteness back to the host (a GPU sync each). About
+    eight operations per parameter tensor, each a kernel launch on a GPU. Here the gradients are cast once,
+    their norms, the clip and the copy back are one multi-tensor operation each, and the host reads the norm
+    once, to skip a step whose gradients are not finite, as DeepSpeed does. The same update: the same fp32
+    gradients, clipped by the same factor of the same global norm (summed in another order, so equal to within
+    rounding), the same optimiser step, the same masters copied back.
+    """
+    weights = [p for group in optimizer.fp16_groups for p in group]
+    masters = [p for group in optimizer.fp32_groups for p in group]
+    grads = [torch.zeros_like(m) if w.grad is None else w.grad.to(m.dtype) for w, m in zip(weights, masters)]
+    norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))  # the step's one host read
+    if not math.isfinite(norm):
+        return optimizer._skip_invalid_grad_norm()
+    optimizer.overflow, optimizer._global_grad_norm = False, norm
+    optimizer._update_scale(False)  # counts the step, as DeepSpeed's does (no loss scale to change in bf16)
+    clip = (norm + 1e-6) / optimizer.clip_grad if optimizer.clip_grad > 0 else 1.0
+    if clip > 1:
+        torch._foreach_mul_(grads, 1.0 / clip)
+    for master, grad in zip(masters, grads):
+        master.grad = grad
+    optimizer.optimizer.step()
+    for master in masters:
+        master.grad = None  # fp32 gradients live only inside the step, as in DeepSpeed's
+    with torch.no_grad():
+        torch._foreach_copy_(weights, masters)
+    return False
+
+
 def _no_overflow_scan(*args, **kwargs) -> None:
     """Stands in for `check_overflow` of DeepSpeed's ZeRO 1-2 optimiser in bf16 mode, which leaves its step's
     `overflow` False. That check tests every gradient for inf and NaN, eight operations per parameter tensor
@@ -66,14 +104,12 @@ def _no_overflow_scan(*args, **kwargs) -> None:
 def tune_engine(engine, config: TrainConfig, world_size: int) -> None:
     """What the config dict cannot say, set on the engine `deepspeed.initialize` built (DeepSpeed 0.19.8).
 
-    In bf16 mode at ZeRO-0, the optimiser's step in multi-tensor operations (`stage0_step`), which has no
-    separate overflow check of the gradients either: DeepSpeed's read every gradient's finiteness back to the
-    host one parameter at a time, a GPU sync per parameter per step. At ZeRO 1-2, no such check (above). bf16
-    has no loss scale, so all such a check can find is a non-finite gradient, and the same step's gradient norm
-    finds that anyway: the step then sees a non-finite norm and skips the update on every rank, since the norm
-    is summed across them first (tests/workflows/test_bf16_optimizer_step.py). With one worker at ZeRO-0, no
-    all-reduce of the gradients over a group of one (it flattens, reduces and copies back every gradient to
-    change nothing).
+    In bf16 mode at ZeRO-0, the optimiser's step in multi-tensor operations, with no separate overflow check of
+    the gradients; at ZeRO 1-2, no such check either (both above). bf16 has no loss scale, so all such a check
+    can find is a non-finite gradient, and the same step's gradient norm finds that anyway: the step then sees
+    a non-finite norm and skips the update on every rank, since the norm is summed across them first
+    (tests/workflows/test_bf16_optimizer_step.py). With one worker at ZeRO-0, no all-reduce of the gradients
+    over a group of one (it flattens, reduces and copies back every gradient to change nothing).
     """
     from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
     from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
@@ -82,7 +118,7 @@ def tune_engine(engine, config: TrainConfig, world_size: int) -> None:
     if bf16 and isinstance(optimizer, FP16_UnfusedOptimizer):
         scale = optimizer.loss_scale_config
         if not (scale.dynamic_loss_scale or scale.cur_scale != 1 or optimizer.fused_lamb_legacy):
-            optimizer.step = functools.partial(stage0_bf16_step, optimizer)
+            optimizer.step = functools.partial(_stage0_bf16_step, optimizer)
     # Only where the norm is computed (DeepSpeed's default), and not with an offloaded optimiser, which tracks
     # overflow while it copies the gradients out.
     if bf16 and isinstance(optimizer, DeepSpeedZeroOptimizer) and optimizer.compute_grad_norm \
