@@ -121,7 +121,8 @@ def test_bf16_step_runs_no_overflow_check_and_skips_a_nan_gradient(stage):
     assert reads < own_reads, f"{own_reads} host reads per step with DeepSpeed's own, {reads} without"
 
 
-def test_bf16_zero2_skips_on_every_rank_when_one_rank_has_a_nan_gradient():
-    for rank, lines in enumerate(run_probe(2, world=2)):
+@pytest.mark.parametrize("stage", [0, 2])
+def test_bf16_step_skips_on_every_rank_when_one_rank_has_a_nan_gradient(stage):
+    for rank, lines in enumerate(run_probe(stage, world=2)):
         changed, skipped = int(lines["nan_step_changed"][0]), int(lines["nan_step_changed"][2])
         assert changed == 0 and skipped == 1, f"rank {rank}: {changed} masters changed, {skipped} steps skipped"
