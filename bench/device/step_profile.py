@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"trainer step timed: {report['trainer_step_s_median']} s")
 
     # The same trainer on DeepSpeed's engine as deepspeed.initialize builds it, without tune_engine's changes
-    # (its overflow checks, and at ZeRO-0 the all-reduce over a group of one), timed between two runs of the
-    # tuned one, so that a drift of the device's speed shows in neither figure alone.
+    # (DeepSpeed's own ZeRO-0 step and overflow checks, and at ZeRO-0 the all-reduce over a group of one), timed
+    # between two runs of the tuned one, so that a drift of the device's speed shows in neither figure alone.
     with mock.patch("workflows.training.worker.tune_engine", lambda *args: None):
         torch.manual_seed(0)
         stock = TokenizerState(plan, WorkerContext(0, 1, None))
