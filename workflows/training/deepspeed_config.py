@@ -107,7 +107,8 @@ def tune_engine(engine, config: TrainConfig, world_size: int) -> None:
     In bf16 mode at ZeRO-0, the optimiser's step in multi-tensor operations, with no separate overflow check of
     the gradients; at ZeRO 1-2, no such check either (both above). bf16 has no loss scale, so all such a check
     can find is a non-finite gradient, and the same step's gradient norm finds that anyway: the step then sees
-    a non-finite norm and skips the update on every rank, since the norm is summed across them first
+    a non-finite norm and skips the update on every rank, since at ZeRO-0 the gradients are averaged across the
+    ranks before the step and at ZeRO 1-2 the norm is summed across them
     (tests/workflows/test_bf16_optimizer_step.py). With one worker at ZeRO-0, no all-reduce of the gradients
     over a group of one (it flattens, reduces and copies back every gradient to change nothing).
     """
