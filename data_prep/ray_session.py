@@ -23,7 +23,7 @@ LOCAL_SPARE_CPUS = 2
 # step, and Ray Train runs the training loop in a thread other than the main one, where glibc serves any block
 # above its 64 MiB thread heap with fresh pages and unmaps it when freed, so every step page-faulted them in.
 # glibc's remedy, one arena for all threads, made the OpenMP threads of the bf16 matmuls queue on its lock;
-# jemalloc's per-thread caches avoid both (bench/train_step.py measures the trainer with it). The cost is a
+# jemalloc's per-thread caches avoid both (bench/training/train_step.py measures the trainer with it). The cost is a
 # process that stays at its peak memory, which a training process reaches on its first step anyway. Without
 # the library (Ray's macOS wheels) workers keep the system allocator.
 RAY_JEMALLOC = Path(ray.__file__).parent / "core" / "libjemalloc.so"

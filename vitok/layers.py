@@ -17,7 +17,7 @@ from .rope import apply_rope
 # backward takes longer than the fp32 kernel's forward and backward with the casts, and longer than the math
 # kernel too. Autocast is paused for it, since it would cast the copies back to bf16. Longer sequences of
 # wider heads (S and B: 64) keep bf16 flash, the faster one there, as do fp32 models, every pass without
-# gradients and GPUs (bench/attention.py measures all three side by side).
+# gradients and GPUs (bench/model/attention.py measures all three side by side).
 CPU_BF16_FP32_BELOW_TOKENS = 192
 CPU_BF16_FP32_UP_TO_HEAD_DIM = 32
 

@@ -6,7 +6,7 @@ bench/device/run.sh, which installs the carried wheels and sets the environment:
     bash bench/device/run.sh --dry OUT    # here, on CPU: T-T/8 at 64p, DiT-N/1, a few steps, no compile
 
 Stages, in this order:
-1. the plain step of bench/model_step.py and bench/generator_step.py (`step_rate`: forward + backward, no
+1. the plain step of bench/model/model_step.py and bench/model/generator_step.py (`step_rate`: forward + backward, no
    optimiser step, so the trainer / plain ratio is a lower bound) on the same model, batch and device;
 then, through the stable command lines only (never the workflows' or data_prep's Python internals):
 2. synthetic images (smooth patterns, PIL) -> `python -m data_prep run` -> tubelet shards;
@@ -47,8 +47,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench import generator_step, model_step  # noqa: E402
-from bench.step_timing import device_environment, matmul_peak  # noqa: E402
+from bench.model import generator_step, model_step  # noqa: E402
+from bench.model.step_timing import device_environment, matmul_peak  # noqa: E402
 from vitok import ViTokConfig  # noqa: E402
 
 # What each mode runs. GPU: the production sizes of the README's goals, each command limited so that one hang
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if compile_ != first_mode:
             train(name)
 
-    # The peak again at the end, keeping the better (as bench/step_timing.Peaks does): other jobs sharing the
+    # The peak again at the end, keeping the better (as bench/model/step_timing.Peaks does): other jobs sharing the
     # device or the cores can only lower a measurement.
     peak = max(peak, matmul_peak(device, torch.bfloat16, s["matmul_n"], 3))
     report["matmul_peak_bf16_gflops"] = round(peak * 1e-9, 1)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def environment(device: torch.device) -> dict:
-    """bench/step_timing.device_environment (torch and the GPU's name among it) plus Ray, DeepSpeed and MLflow
+    """bench/model/step_timing.device_environment (torch and the GPU's name among it) plus Ray, DeepSpeed and MLflow
     versions."""
     env = device_environment(device, ["vitok", "workflows", "data_prep", "bench"])
     versions = {}
@@ -340,9 +340,9 @@ def logged_rates(tracking: str, run_name: str, experiment: str | None) -> dict:
 
 
 def plain_steps(s: dict, device: torch.device) -> dict:
-    """bench/model_step.py's and bench/generator_step.py's `step_rate` at the trainer's and generator's sizes:
-    bf16 weights for the tokenizer (DeepSpeed's bf16 mode keeps them so), bf16 autocast for the DiT (as the
-    generator trains), eager and (GPU) compiled. The median step is the figure compared with the trainer's
+    """bench/model/model_step.py's and bench/model/generator_step.py's `step_rate` at the trainer's and generator's
+    sizes: bf16 weights for the tokenizer (DeepSpeed's bf16 mode keeps them so), bf16 autocast for the DiT (as
+    the generator trains), eager and (GPU) compiled. The median step is the figure compared with the trainer's
     median window."""
     results = {}
     for compile_ in s["compile"]:

@@ -1,6 +1,6 @@
 """Where one tokenizer training step's time goes: the trainer's own `TokenizerState.step` (DeepSpeed engine,
 objective, augmentation; workflows/training/worker.py) in this process, without Ray, beside the plain step of
-bench/model_step.py on the same model, batch and device, with torch.profiler's table of the trainer's steps.
+bench/model/model_step.py on the same model, batch and device, with torch.profiler's table of the trainer's steps.
 
 The GPU check (bench/device/gpu_check.py) measures how far the trainer is from the plain step; this says why.
 Batches are synthetic uint8 pixels already on the device, as Ray Data's `iter_torch_batches` hands them to a
@@ -32,7 +32,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench import model_step  # noqa: E402
+from bench.model import model_step  # noqa: E402
 from bench.harness import environment  # noqa: E402
 
 SIZES = {"gpu": {"variant": "S-B/16", "size": 256, "batch": 32, "warmup": 5, "steps": 20, "profiled": 3},
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "settings": {**s, "zero_stage": args.zero, "precision": "bf16", "compile": False},
-        "plain_note": "forward + backward only (bench/model_step.py step_rate), no optimiser step",
+        "plain_note": "forward + backward only (bench/model/model_step.py step_rate), no optimiser step",
         "complete": False,
     }
     out = Path(args.out)

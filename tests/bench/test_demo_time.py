@@ -1,4 +1,4 @@
-"""bench/demo_time.py's parts that run in seconds: the demo study's configs it times the floor of, and the
+"""bench/training/demo_time.py's parts that run in seconds: the demo study's configs it times the floor of, and the
 phases it reads back from a demo's MLflow store (a real SQLite store here). The whole bench runs the demo, about
 20 minutes on 2 cores: it is run by hand (docs/performance.md), not in CI."""
 
@@ -8,7 +8,7 @@ import time
 
 import psutil
 
-from bench import demo_time
+from bench.training import demo_time
 from workflows.sweeps.sweep_file import load_sweep
 from workflows.tracking import create_run, log_metrics, prepare_tracking, tracking_client
 

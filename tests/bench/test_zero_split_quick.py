@@ -1,5 +1,5 @@
-"""`bench/zero_split.py --quick`: every case of the two-worker step split runs (the plain step, the trainer's step
-with one rank and with two over gloo, at ZeRO-0 and ZeRO-2), and its JSON holds each phase and what follows."""
+"""`bench/training/zero_split.py --quick`: every case of the two-worker step split runs (the plain step, the trainer's
+step with one rank and with two over gloo, at ZeRO-0 and ZeRO-2), and its JSON holds each phase and what follows."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from workflows.runtime.precision import resolve_precision
 
 def test_quick_run_times_every_case_by_phase():
     env = {**os.environ, "DS_ACCELERATOR": "cpu"}
-    proc = subprocess.run([sys.executable, "bench/zero_split.py", "--quick"], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "bench/training/zero_split.py", "--quick"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.tiling import smooth_images, train_briefly
+from bench.model.tiling import smooth_images, train_briefly
 from vitok import ViTok
 from vitok.tiling import (FrameLayout, Tiling, decode_stream, encode_stream, pad_clip, ramp, reconstruct_stream,
                           seam_ratio, tile_starts, to_model_range, to_uint8)

@@ -9,13 +9,13 @@
 - peak RSS of the whole process tree (driver, Ray's processes and the actors) for the corpus and for the
   same corpus x10 (goal: ratio <= 1.2).
 
-The corpus is the bundled sample corpus (copies with unique bytes, as bench/prep_throughput.py makes them),
+The corpus is the bundled sample corpus (copies with unique bytes, as bench/data/prep_throughput.py makes them),
 prepared by data prep at 64x64 with 8-frame video clips; the tokenizer is a seeded `--variant` export (default
 S-B/16, c = 16: the paper's encoder, so the encoder's compute, not Ray, is what is measured). Each
 measurement runs in a fresh child process pinned to the same cores. Absolute rates are not comparable
 between runs on a shared machine; the ratios are measured in one run.
 
-    .venv/bin/python bench/cache_latents.py [--variant S-B/16] [--channels 16] [--copies 1] [--scale 10]
+    .venv/bin/python bench/data/cache_latents.py [--variant S-B/16] [--channels 16] [--copies 1] [--scale 10]
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import tempfile
 import time
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)  # run as a script: make the repository importable
 
 from bench.harness import environment, measure_child  # noqa: E402
-from bench.prep_throughput import build_corpus  # noqa: E402
+from bench.data.prep_throughput import build_corpus  # noqa: E402
 
 PREP = ["--frames", "8", "--size", "64", "--fps", "8", "--images-per-unit", "64", "--videos-per-unit", "8"]
 

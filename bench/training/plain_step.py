@@ -1,6 +1,6 @@
-"""The plain PyTorch training step the trainer benchmarks compare against (bench/train_step.py, bench/zero_split.py):
-the same model, stage-1 loss, gradient clipping and fused optimiser as the trainer, in one process, bf16 as
-autocast (the usual plain-PyTorch way to train in bf16), timed by phase."""
+"""The plain PyTorch training step the trainer benchmarks compare against (bench/training/train_step.py and
+bench/training/zero_split.py): the same model, stage-1 loss, gradient clipping and fused optimiser as the trainer,
+in one process, bf16 as autocast (the usual plain-PyTorch way to train in bf16), timed by phase."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """ViTok training-step throughput and MFU: forward + backward samples/s against a peak measured in the same run.
 
-    python bench/model_step.py            # tiny T-T/8 at 128p and S-B/16 at 256p; CPU fp32 and bf16 autocast
-    python bench/model_step.py --quick    # smoke: small shapes, one timed step
-    python bench/model_step.py --compile  # also time torch.compile'd models (GPU runs)
+    python bench/model/model_step.py            # tiny T-T/8 at 128p and S-B/16 at 256p; CPU fp32 and bf16 autocast
+    python bench/model/model_step.py --quick    # smoke: small shapes, one timed step
+    python bench/model/model_step.py --compile  # also time torch.compile'd models (GPU runs)
 
 FLOPs are analytic: 2 x forward MACs (vitok.flops.forward_macs) x 3 for forward + backward, per sample.
 MFU = achieved FLOP/s / peak FLOP/s of the same precision (fp32 or bf16), the peak being the best of a few big
-square matmuls timed here (bench/step_timing.py), so it is this machine's attainable matmul rate, not a datasheet
+square matmuls timed here (bench/model/step_timing.py), so it is this machine's attainable matmul rate, not a datasheet
 number. On CUDA the step runs in bf16 autocast and with bf16 weights (SDPA picks its fused kernels); the fp32
 CPU run uses no autocast. Prints one JSON object.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.step_timing import (Peaks, device_environment, parse_step_arguments, rate_figures,  # noqa: E402
+from bench.model.step_timing import (Peaks, device_environment, parse_step_arguments, rate_figures,  # noqa: E402
                                time_steps)
 
 from vitok import ViTok, ViTokConfig  # noqa: E402
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     peaks.finish(results)
     report = {
         "benchmark": "vitok forward+backward (stage-1 loss), samples/s and MFU",
-        **device_environment(device, ["vitok", "bench/model_step.py", "bench/step_timing.py"]),
+        **device_environment(device, ["vitok", "bench/model/model_step.py", "bench/model/step_timing.py"]),
         "device": device.type,
         "quick": args.quick,
         **peaks.report(),

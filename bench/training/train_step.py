@@ -1,7 +1,8 @@
 """Training throughput of Ray Train + DeepSpeed, side by side in one run: bf16 against fp32, the trainer
 against a plain PyTorch loop at the same precision, torch.compile on and off, 1 against 2 workers.
 
-    .venv/bin/python bench/train_step.py [--variant S-S/16] [--steps 60] [--quick] [--defaults-only] [--rounds 1]
+    .venv/bin/python bench/training/train_step.py [--variant S-S/16] [--steps 60] [--quick] [--defaults-only]
+        [--rounds 1]
 
 Prints one JSON object with, for each configuration, samples/s and step time:
 - `plain_fp32`, `plain_bf16`: a single-process loop (same model, batch, optimiser, thread count); bf16 as
@@ -35,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
@@ -43,7 +44,7 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 
 from bench.harness import environment as harness_environment  # noqa: E402
-from bench.plain_step import PlainStep  # noqa: E402
+from bench.training.plain_step import PlainStep  # noqa: E402
 from data_prep.pipeline import run as prepare_shards  # noqa: E402
 from data_prep.ray_session import connect_ray  # noqa: E402
 from data_prep.reader import read_tubelets  # noqa: E402
@@ -75,7 +76,7 @@ def config_for(args, shards: Path, workers: int, precision: str, compile_: bool 
 
 
 def plain_loop(config: TrainConfig, shards: Path, steps: int) -> dict:
-    """The baseline a user would write (bench/plain_step.py) with the default allocator and the batch held in
+    """The baseline a user would write (bench/training/plain_step.py) with the default allocator and the batch held in
     memory. (The trainer's Ray workers start with data_prep.ray_session.ALLOCATOR_ENV, jemalloc, for the
     parameter-sized temporaries DeepSpeed's step makes in Ray Train's thread; this loop makes none of that size.)"""
     torch.set_num_threads(os.cpu_count() or 1)
@@ -103,7 +104,7 @@ def trainer(config: TrainConfig, tracking: Path) -> dict:
 
 
 def environment() -> dict:
-    env = harness_environment(["vitok", "workflows", "bench/train_step.py"])
+    env = harness_environment(["vitok", "workflows", "bench/training/train_step.py"])
     return {**env, "torch": torch.__version__, "ray": ray.__version__}
 
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     def default_ratios(rate: dict[str, float]) -> dict[str, float]:
         return {
             "ratio_trainer_default_vs_plain": rate["trainer_default"] / rate["plain_auto"],
-            # Two workers on the machine's cores against the plain loop on the same cores (bench/zero_split.py
+            # Two workers on the machine's cores against the plain loop on the same cores (bench/training/zero_split.py
             # splits that step by phase).
             "ratio_trainer_default_2_workers_vs_plain": rate["trainer_default_2_workers"] / rate["plain_auto"],
             "ratio_ema_vs_no_ema": rate["trainer_default_ema"] / rate["trainer_default"],

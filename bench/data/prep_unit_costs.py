@@ -1,14 +1,14 @@
 """Where a data-prep unit's time goes: prints one JSON object with the seconds of each stage, measured in one
-process on one core over the sample corpus x `--scale` (the corpus bench/prep_throughput.py builds).
+process on one core over the sample corpus x `--scale` (the corpus bench/data/prep_throughput.py builds).
 
-bench/prep_throughput.py measures the Ray Data pipeline against a plain decode loop; this one splits the
+bench/data/prep_throughput.py measures the Ray Data pipeline against a plain decode loop; this one splits the
 per-unit work the plain loop leaves out, stage by stage, in the order a worker does it for each unit:
 decoding and transforms (process_unit, what the plain loop also does), Arrow packing, the zstd Parquet
 write (and, for comparison, the same write uncompressed, which the pipeline does not do), the shard's
 sha256, the shard's atomic write with fsync, and the unit record's. The driver's listing, fingerprinting
 and unit planning are timed once before the units. Ray itself is not started: what is left of the
 pipeline's gap after these stages is Ray Data's and its processes'.
-Usage: python bench/prep_unit_costs.py [--scale 10]
+Usage: python bench/data/prep_unit_costs.py [--scale 10]
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import tempfile
 import time
 from collections import defaultdict
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)  # run as a script: make the repository importable
 
 from bench.harness import environment  # noqa: E402
-from bench.prep_throughput import UNIT_SIZES, build_corpus  # noqa: E402
+from bench.data.prep_throughput import UNIT_SIZES, build_corpus  # noqa: E402
 
 
 def main() -> int:
@@ -82,7 +82,7 @@ def main() -> int:
     in_pipeline = {k: v for k, v in seconds.items() if not k.startswith("(")}
     total = sum(in_pipeline.values())
     print(json.dumps({
-        **environment(["data_prep", "bench/prep_unit_costs.py", "bench/prep_throughput.py"]),
+        **environment(["data_prep", "bench/data/prep_unit_costs.py", "bench/data/prep_throughput.py"]),
         "corpus": {**corpus, "units": len(plan.units), "tubelets": tubelets},
         "cores": 1,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},

@@ -1,6 +1,6 @@
 """Where a short training run's wall time and CPU go, and what a Ray Train setting changes there.
 
-    .venv/bin/python bench/run_overhead.py [--variant N-N/8] [--steps 20] [--workers 2] [--rounds 3]
+    .venv/bin/python bench/training/run_overhead.py [--variant N-N/8] [--steps 20] [--workers 2] [--rounds 3]
         [--setting default RAY_TRAIN_HEALTH_CHECK_INTERVAL_S=2.0 ...]
 
 Every config of a sweep is its own Ray Train run, so the fixed cost of a run (Ray Train's controller and worker
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                for setting, rs in runs.items()}  # fmt: skip
     base = medians[args.setting[0]]
     out = {
-        **environment(["vitok", "workflows", "data_prep", "bench/run_overhead.py", "bench/harness.py"]),
+        **environment(["vitok", "workflows", "data_prep", "bench/training/run_overhead.py", "bench/harness.py"]),
         "ray": ray.__version__,
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "settings": {"variant": args.variant, "steps": args.steps, "workers": args.workers, "zero_stage": 2,

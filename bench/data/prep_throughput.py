@@ -11,7 +11,7 @@
 Each measurement runs in a fresh child process whose CPU affinity is set before anything starts, so "1
 core" means the driver, Ray and the workers share one core. The corpus is the bundled sample corpus
 repeated with unique bytes per copy (JPEG/PNG: bytes after the end marker; MP4: a trailing `free` box),
-so content dedup keeps every copy. Usage: python bench/prep_throughput.py [--copies 1] [--scale 10]
+so content dedup keeps every copy. Usage: python bench/data/prep_throughput.py [--copies 1] [--scale 10]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import tempfile
 import time
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)  # run as a script: make the repository importable
 
 from bench.harness import environment, measure_child  # noqa: E402

@@ -1,6 +1,6 @@
-"""What the model-step benchmarks share (bench/model_step.py for the tokenizer, bench/generator_step.py for the
-latent DiT, and the GPU check's plain steps): timing a training step, the device's measured matmul peak, and
-the figures and MFU that follow from them.
+"""What the model-step benchmarks share (bench/model/model_step.py for the tokenizer, bench/model/generator_step.py for
+the latent DiT, and the GPU check's plain steps): timing a training step, the device's measured matmul peak, and the
+figures and MFU that follow from them.
 
 The best of several timed steps, like the best of several matmuls, is the figure: other jobs on a shared
 machine only slow a measurement down.

@@ -1,6 +1,6 @@
 """`make demo` from a fresh clone, timed beside the floor of its training work on the same cores.
 
-    .venv/bin/python bench/demo_time.py [--probe-steps 25] [--demo-timeout 3600]
+    .venv/bin/python bench/training/demo_time.py [--probe-steps 25] [--demo-timeout 3600]
 
 The demo's goal is 10 minutes after installation on the 2-core CI-class machine. Its time alone does not say
 whether a machine can meet that goal: the demo took 1231 s and, hours later, 1703 s on the same kind of machine,
@@ -8,10 +8,10 @@ with the same losses digit for digit (docs/results.md), and on a CPU without nat
 this measures, in one run:
 
 1. the floor: for each config of the demo's study (workflows/configs/e_sweep_tiny.yaml, read by the sweep's own
-   loader), the plain PyTorch loop of bench/train_step.py (same model, global batch, optimiser and the precision
-   'auto' picks on this CPU; one process on all cores, the batch in memory), `--probe-steps` steps, the median
-   step times the config's `train.steps`, summed over the configs: the study's training with no Ray, DeepSpeed,
-   data pipeline, start-up, evaluation or export;
+   loader), the plain PyTorch loop of bench/training/train_step.py (same model, global batch, optimiser and the
+   precision 'auto' picks on this CPU; one process on all cores, the batch in memory), `--probe-steps` steps, the
+   median step times the config's `train.steps`, summed over the configs: the study's training with no Ray,
+   DeepSpeed, data pipeline, start-up, evaluation or export;
 2. the demo: HEAD cloned into a temporary folder (uncommitted changes are not in it: the JSON's `demo_commit`),
    its `.venv` a link to this one, `python -m workflows.demo` run there with the environment `make demo` sets,
    timed from outside; the `phase_*_s` its runs logged to its MLflow store, summed over the configs;
@@ -39,14 +39,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import ray  # noqa: E402
 
 from bench.harness import environment  # noqa: E402
-from bench.train_step import plain_loop  # noqa: E402
+from bench.training.train_step import plain_loop  # noqa: E402
 from data_prep.pipeline import run as prepare_shards  # noqa: E402
 from data_prep.ray_session import connect_ray  # noqa: E402
 from data_prep.sample_corpus import build_sample_corpus  # noqa: E402
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--probe-steps {args.probe_steps}: at least 10 (5 warm-up steps are dropped)")
 
     report = {"benchmark": "make demo from a fresh clone against the floor of its training work",
-              **environment(["vitok", "workflows", "data_prep", "bench/demo_time.py"])}  # fmt: skip
+              **environment(["vitok", "workflows", "data_prep", "bench/training/demo_time.py"])}  # fmt: skip
     with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         build_sample_corpus(str(tmp / "corpus"))

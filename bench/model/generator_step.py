@@ -1,13 +1,13 @@
 """Latent DiT training-step throughput and MFU: forward + backward samples/s against a peak measured in the same run.
 
-    python bench/generator_step.py            # DiT-N on a tiny grid, DiT-S on S-B/16 image and S-B/4x16 video latents
-    python bench/generator_step.py --quick    # smoke: small shapes, one timed step
-    python bench/generator_step.py --compile  # also time torch.compile'd models (GPU runs)
+    python bench/model/generator_step.py    # DiT-N on a tiny grid, DiT-S on S-B/16 image and S-B/4x16 video latents
+    python bench/model/generator_step.py --quick    # smoke: small shapes, one timed step
+    python bench/model/generator_step.py --compile  # also time torch.compile'd models (GPU runs)
 
 One step is `flow_matching_loss` (noise, t, label dropout, the DiT forward) and its backward, on 1000-class
 conditional models. FLOPs are analytic: 2 x forward MACs (vitok.generation.dit_forward_macs) x 3 for forward +
 backward, per sample. MFU = achieved FLOP/s / peak FLOP/s of the same precision, the peak being the best of a
-few big square matmuls timed here (bench/step_timing.py's `matmul_peak`), so it is this machine's attainable
+few big square matmuls timed here (bench/model/step_timing.py's `matmul_peak`), so it is this machine's attainable
 matmul rate, not a datasheet number. CPU: fp32, bf16 autocast and bf16 weights side by side; CUDA: bf16
 autocast and bf16 weights, plus the DiT paper's reference workload DiT-XL/2 on 32x32x4 latents. Prints one
 JSON object.
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.step_timing import (Peaks, device_environment, parse_step_arguments, rate_figures,  # noqa: E402
+from bench.model.step_timing import (Peaks, device_environment, parse_step_arguments, rate_figures,  # noqa: E402
                                time_steps)
 from vitok.generation import DiT, DiTConfig, dit_forward_macs, flow_matching_loss  # noqa: E402
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     peaks.finish(results)
     report = {
         "benchmark": "latent DiT forward+backward (flow-matching loss), samples/s and MFU",
-        **device_environment(device, ["vitok", "bench/generator_step.py", "bench/step_timing.py"]),
+        **device_environment(device, ["vitok", "bench/model/generator_step.py", "bench/model/step_timing.py"]),
         "device": device.type,
         "quick": args.quick,
         **peaks.report(),

@@ -1,10 +1,10 @@
 """Tiled and chunked inference (vitok/tiling.py): memory, throughput and quality against input size.
 
-    python bench/tiling.py            # images 256-2048 px, videos 16-256 frames at 256x256: a few minutes on 2 cores
-    python bench/tiling.py --full     # images up to 4096 px, videos up to 1024 frames
-    python bench/tiling.py --quick    # smoke: the smallest cases only
-    python bench/tiling.py --acceptance   # also 112 frames at 1280x720 against the 2.5 GB target
-    python bench/tiling.py --quality-only --model work/best_model --train-size 64   # an exported tokenizer
+    python bench/model/tiling.py          # images 256-2048 px, videos 16-256 frames at 256x256: minutes on 2 cores
+    python bench/model/tiling.py --full   # images up to 4096 px, videos up to 1024 frames
+    python bench/model/tiling.py --quick  # smoke: the smallest cases only
+    python bench/model/tiling.py --acceptance   # also 112 frames at 1280x720 against the 2.5 GB target
+    python bench/model/tiling.py --quality-only --model work/best_model --train-size 64   # an exported tokenizer
 
 Prints one JSON object: where and when it ran (bench/harness.py), then
 - memory: peak RSS and throughput of one reconstruction (encode + decode) per input size, tiled and whole,
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import environment, measure_child  # noqa: E402
@@ -230,7 +230,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.model and not Path(args.model, "model.safetensors").is_file():
         parser.error(f"--model {args.model}: no model.safetensors there")
-    report = {**environment(["vitok", "bench/tiling.py"]), "torch": torch.__version__}
+    report = {**environment(["vitok", "bench/model/tiling.py"]), "torch": torch.__version__}
     if not args.quality_only:
         report["memory"] = memory_report(args)
     report["quality"] = quality_report(args)

@@ -1,13 +1,14 @@
 """Where a two-worker training step's time goes on CPU: forward, backward and optimiser step of the trainer's own
 step at ZeRO-0 and ZeRO-2, for one rank alone and for two ranks, beside the plain step.
 
-    .venv/bin/python bench/zero_split.py [--variants S-S/16 T-T/4] [--batch 16] [--steps 12] [--rounds 1] [--quick]
+    .venv/bin/python bench/training/zero_split.py [--variants S-S/16 T-T/4] [--batch 16] [--steps 12] [--rounds 1]
+        [--quick]
 
 A sweep on one 2-core machine trains with two Ray Train workers, one core and one torch thread each, where a plain
 loop would run one process with two threads. Every case here runs in fresh processes, one per rank, each pinned
-to a core of its own with one thread, without Ray (its start is bench/run_overhead.py's subject):
-- `plain_2cores`: the plain step (bench/plain_step.py) on the whole batch, one process on both cores: what a
-  two-worker run is compared with (bench/train_step.py's `plain_auto`);
+to a core of its own with one thread, without Ray (its start is bench/training/run_overhead.py's subject):
+- `plain_2cores`: the plain step (bench/training/plain_step.py) on the whole batch, one process on both cores: what a
+  two-worker run is compared with (bench/training/train_step.py's `plain_auto`);
 - `plain_1core`: the plain step on one rank's half of the batch on one core: that rank's compute;
 - `alone_zeroN`: the trainer's step (`TokenizerState.step`: DeepSpeed's engine as the trainer builds it,
   objective, augmentation) on half the batch, one rank on one core: the compute plus DeepSpeed's own work,
@@ -16,11 +17,11 @@ to a core of its own with one thread, without Ray (its start is bench/run_overhe
 Phases, median seconds per step: `forward` (augmentation, forward and loss), `backward` (autograd, and for the
 trainer DeepSpeed's gradient hooks, its bucket copies and the reduction across ranks) and `step` (the optimiser
 step; at ZeRO-2 also the gathering of the updated weights). Derived per stage: `deepspeed_s`, alone minus
-`plain_1core` by phase (what DeepSpeed adds with no peer), and `peer_s`, pair minus alone (the communication
-with the other rank and the waits for it), and the pair's step against `plain_2cores` (goal of
-bench/train_step.py: the trainer at its defaults >= 0.9 of the plain loop). Precision is what `auto` resolves to
-on this CPU; gradients are reduced in fp32 in bf16 mode, as the trainer does (training.md). Prints one JSON
-object. Cases run in alternating order over `--rounds` and each figure is the median over its rounds.
+`plain_1core` by phase (what DeepSpeed adds with no peer), and `peer_s`, pair minus alone (the communication with
+the other rank and the waits for it), and the pair's step against `plain_2cores` (goal of
+bench/training/train_step.py: the trainer at its defaults >= 0.9 of the plain loop). Precision is what `auto`
+resolves to on this CPU; gradients are reduced in fp32 in bf16 mode, as the trainer does (training.md). Prints one
+JSON object. Cases run in alternating order over `--rounds` and each figure is the median over its rounds.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
@@ -71,7 +72,7 @@ def rank_main(case: dict) -> None:
                            generator=torch.Generator().manual_seed(rank))  # fmt: skip
     config = config_for(case["variant"], case["micro_batch"], world, case["stage"], case["precision"])
     if case["kind"] == "plain":
-        from bench.plain_step import PlainStep
+        from bench.training.plain_step import PlainStep
 
         step = PlainStep(config, pixels_to_model_input(pixels))
     else:
@@ -151,7 +152,7 @@ def run_case(name: str, variant: str, args, precision: str) -> dict[str, float]:
     for rank in range(world):
         pinned = cores[:2] if whole else [cores[rank]]
         code = (f"import os, sys; os.sched_setaffinity(0, {pinned}); sys.path.insert(0, {str(REPO)!r}); "
-                f"from bench.zero_split import rank_main; rank_main({ {**case, 'rank': rank}!r})")  # fmt: skip
+                f"from bench.training.zero_split import rank_main; rank_main({ {**case, 'rank': rank}!r})")  # fmt: skip
         procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))  # fmt: skip
     outs = [p.communicate() for p in procs]

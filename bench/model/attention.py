@@ -4,7 +4,7 @@ range of sequence lengths, in bf16 and fp32; for bf16 also flash on fp32 copies 
 the casts included); with the route `vitok.layers.attention` takes for each case and its time against the
 fastest (`picked_vs_best`, goal >= 0.9 wherever it trains).
 
-    .venv/bin/python bench/attention.py [--threads 1] [--batch 8] [--repeats 20]
+    .venv/bin/python bench/model/attention.py [--threads 1] [--batch 8] [--repeats 20]
 
 One thread by default: each of the demo's two Ray Train workers runs torch on one core.
 """
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import environment  # noqa: E402
