@@ -33,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 PHASES = ("forward", "backward", "step")
 STAGES = (0, 2)
+CASE_TIMEOUT_S = 900  # one case's ranks, S-S/16 at the defaults: about a minute
 
 
 def case_names() -> list[str]:
@@ -148,19 +150,39 @@ def run_case(name: str, variant: str, args, precision: str) -> dict[str, float]:
             "precision": precision, "stage": int(stage or 0), "world": world, "port": free_port(),
             "micro_batch": args.batch if whole else args.batch // 2, "threads": 2 if whole else 1,
             "warmup": args.warmup, "steps": args.steps}  # fmt: skip
+    logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in range(world)]
     procs = []
-    for rank in range(world):
+    for rank, (out, err) in enumerate(logs):
         pinned = cores[:2] if whole else [cores[rank]]
         code = (f"import os, sys; os.sched_setaffinity(0, {pinned}); sys.path.insert(0, {str(REPO)!r}); "
                 f"from bench.training.zero_split import rank_main; rank_main({ {**case, 'rank': rank}!r})")  # fmt: skip
-        procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))  # fmt: skip
-    outs = [p.communicate() for p in procs]
-    for p, (_, err) in zip(procs, outs):
-        if p.returncode != 0:
-            raise RuntimeError(f"case {name} ({variant}): a rank exited {p.returncode}: {err.strip()[-2000:]}")
+        procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=out, stderr=err, text=True))
+    # A rank that fails leaves its peer waiting for it in a collective: all are stopped at the first failure, and
+    # at CASE_TIMEOUT_S whatever happens.
+    deadline = time.monotonic() + CASE_TIMEOUT_S
+    while any(p.poll() is None for p in procs) and not any(p.returncode for p in procs) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    failed = next((rank for rank, p in enumerate(procs) if p.returncode), None)  # before the others are stopped
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        p.kill()
+        p.wait()
+    outs = [(read_back(out), read_back(err)) for out, err in logs]
+    if failed is not None:
+        raise RuntimeError(f"case {name} ({variant}): rank {failed} exited {procs[failed].returncode}: "
+                           f"{outs[failed][1].strip()[-2000:]}")  # fmt: skip
+    if running:
+        raise RuntimeError(f"case {name} ({variant}): still running after {CASE_TIMEOUT_S} s, stopped")
     phases = json.loads(outs[0][0].strip().splitlines()[-1])
     return {**{k: round(v, 4) for k, v in phases.items()}, "total": round(sum(phases.values()), 4)}
+
+
+def read_back(file) -> str:
+    file.seek(0)
+    text = file.read()
+    file.close()
+    return text
 
 
 def derived(cases: dict[str, dict[str, float]]) -> dict:
