@@ -25,7 +25,7 @@ def _tubelet_record(store: Store, unit: WorkUnit, params: PrepParams, settings: 
     shard = None  # stays None when every input of the unit was quarantined
     if out.rows:
         table = tubelet_table(out.rows, out.pixels)
-        shard = write_shard(store, shard_path(unit.media_type, unit.unit_id), table, ("pixels",))
+        shard = write_shard(store, shard_path(unit.media_type, unit.unit_id), table)
         # Per-split counts let readers skip shards without opening them.
         shard.update(train_rows=stats["train_tubelets"], val_rows=stats["val_tubelets"])
     return {

@@ -10,9 +10,8 @@ from data_prep.errors import DataPrepError
 
 # Bumped when the way pixels or names are produced changes, so old shards never mix with new ones; an output
 # of an older version is refused with WHY_REBUILD (pipeline.py).
-PREP_VERSION = 3
-WHY_REBUILD = ("units, samples and random crops are now named by the input's path relative to the input root, "
-               "not its absolute location")  # fmt: skip
+PREP_VERSION = 4
+WHY_REBUILD = "pixels are now stored as one binary value per tubelet, not as an Arrow list of bytes"
 CROPS = ("center", "random")
 LABEL_KINDS = ("", "parent-dir", "csv")
 

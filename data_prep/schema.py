@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from ray.data.extensions import ArrowTensorArray
 
+from data_prep.exactly_once.tensor_columns import shard_table
 from data_prep.params import stable_hash
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -20,7 +20,8 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
-# Scalar columns in order; `pixels` (Ray's fixed-shape tensor type, uint8 [T, H, W, 3]) comes second.
+# Scalar columns in order; `pixels` (a tensor column, uint8 [T, H, W, 3]: exactly_once/tensor_columns.py) comes
+# second.
 SCALAR_COLUMNS = {
     "source_uri": pa.string(),
     "clip_index": pa.int32(),
@@ -60,14 +61,14 @@ def split_of(relative_key: str, val_fraction: float) -> str:
 
 def tubelet_table(rows: list[dict], pixels: list[np.ndarray]) -> pa.Table:
     """Arrow table for one shard; `rows` hold the scalar columns plus sample_id, `pixels` the tubelets."""
-    arrays = {"sample_id": pa.array([r["sample_id"] for r in rows], pa.string())}
-    arrays["pixels"] = ArrowTensorArray.from_numpy(np.stack(pixels))
+    arrays: dict = {"sample_id": pa.array([r["sample_id"] for r in rows], pa.string())}
+    arrays["pixels"] = np.stack(pixels)
     for name, typ in SCALAR_COLUMNS.items():
         arrays[name] = pa.array([r[name] for r in rows], typ)
     for name, typ in LABEL_COLUMNS.items():
         if name in rows[0]:
             arrays[name] = pa.array([r[name] for r in rows], typ)
-    return pa.table(arrays)
+    return shard_table(arrays)
 
 
 def quarantine_table(records: list[dict]) -> pa.Table:

@@ -18,7 +18,7 @@ from data_prep import s3
 from data_prep.errors import DataPrepError
 from data_prep.exactly_once.json_fields import Fields
 from data_prep.exactly_once.manifest import MANIFEST
-from data_prep.params import PrepParams
+from data_prep.params import PREP_VERSION, WHY_REBUILD, PrepParams
 from data_prep.storage import open_store
 
 SPLITS = ("train", "val")
@@ -72,9 +72,14 @@ class ShardManifest:
     def from_json(cls, doc: object, where: str) -> ShardManifest:
         f = Fields(doc, where, DataPrepError)
         labels = f.object("labels").strs("names") if f.has("labels") else None
+        version = f.object("params").get("prep_version", int)
+        if version != PREP_VERSION:
+            # Its shards are not in the layout this version reads (WHY_REBUILD); the same line as a rerun's.
+            raise DataPrepError(f"{where}: prepared by data prep version {version}, this is version {PREP_VERSION} "
+                                f"({WHY_REBUILD}); prepare the corpus again into a new output")  # fmt: skip
         return cls(
             where=where,
-            prep_version=f.object("params").get("prep_version", int),
+            prep_version=version,
             params=read_prep_params(f.object("params")),
             shards=tuple(ShardEntry.read(s) for s in f.objects("shards")),
             unit_ids=f.strs("unit_ids"),

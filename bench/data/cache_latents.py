@@ -43,6 +43,7 @@ def child_plain(shards: str, tokenizer: str, output: str, batch_size: int, cpus:
     import pyarrow.parquet as pq
     import torch
 
+    from data_prep.exactly_once.tensor_columns import tensor_numpy
     from vitok import ViTok
     from workflows.latents.encode import LatentEncoder
     from workflows.latents.schema import latent_table, to_storage
@@ -59,7 +60,7 @@ def child_plain(shards: str, tokenizer: str, output: str, batch_size: int, cpus:
     latents = 0
     for k, shard in enumerate(shards_listed):
         source = pq.read_table(os.path.join(shards, shard["path"]))
-        mean, _ = encoder.moments(source.column("pixels").combine_chunks().to_numpy())
+        mean, _ = encoder.moments(tensor_numpy(source, "pixels"))
         pq.write_table(latent_table(source, to_storage(mean, "float16"), None), os.path.join(output, f"{k}.parquet"),
                        compression="zstd")  # fmt: skip
         latents += source.num_rows

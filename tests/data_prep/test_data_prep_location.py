@@ -13,7 +13,7 @@ from PIL import Image
 from data_prep import DataPrepError, run
 from data_prep.exactly_once.commit import shard_path
 from data_prep.fingerprint import fingerprint_all
-from data_prep.params import PrepParams
+from data_prep.params import PREP_VERSION, WHY_REBUILD, PrepParams
 from data_prep.process import process_unit
 from data_prep.s3 import S3Settings
 from data_prep.sources import Selection, list_candidates
@@ -59,7 +59,7 @@ def test_the_same_corpus_in_another_folder_gets_the_same_names(tmp_path):
     assert plan_a.units[0].uris != plan_b.units[0].uris  # the members are still read where they lie
 
 
-def test_an_output_of_the_location_bound_naming_says_why_it_must_be_rebuilt(tmp_path):
+def test_an_output_of_an_older_data_prep_says_why_it_must_be_rebuilt(tmp_path):
     _corpus(tmp_path / "corpus")
     out = tmp_path / "out"
     out.mkdir()
@@ -69,5 +69,5 @@ def test_an_output_of_the_location_bound_naming_says_why_it_must_be_rebuilt(tmp_
         run(str(tmp_path / "corpus"), str(out))
     message = str(err.value)
     assert "\n" not in message
-    assert f"output {out}: prepared by data prep version 2, this is version 3 (units, samples" in message
+    assert f"output {out}: prepared by data prep version 2, this is version {PREP_VERSION} ({WHY_REBUILD})" in message
     assert message.endswith("prepare into a new output")

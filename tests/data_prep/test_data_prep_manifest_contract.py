@@ -5,7 +5,7 @@ import json
 import pytest
 
 from data_prep import DataPrepError, read_shard_manifest
-from data_prep.params import PrepParams
+from data_prep.params import PREP_VERSION, WHY_REBUILD, PrepParams
 from data_prep.shard_manifest import ShardEntry, ShardManifest
 
 SHARD = {"path": "images/image-1.parquet", "rows": 5, "sha256": "ab", "bytes": 100, "train_rows": 4, "val_rows": 1,
@@ -16,7 +16,7 @@ VIDEO = {**SHARD, "path": "videos/video-2.parquet", "media_type": "video", "unit
 
 def manifest_json(**changes) -> dict:
     doc = {
-        "params": {"prep_version": 2, **PrepParams(size=32, frames=4).to_dict()},
+        "params": PrepParams(size=32, frames=4).to_dict(),
         "units": 2,
         "unit_ids": ["image-1", "video-2"],
         "shards": [SHARD, VIDEO],
@@ -38,6 +38,14 @@ def test_a_manifest_reads_into_typed_values():
 def test_labels_are_read_when_present():
     doc = manifest_json(labels={"source": {"kind": "parent-dir"}, "names": ["a", "b"]})
     assert ShardManifest.from_json(doc, "m.json").label_names == ("a", "b")
+
+
+def test_an_output_of_an_older_data_prep_is_refused_with_why():
+    doc = manifest_json(params={**manifest_json()["params"], "prep_version": PREP_VERSION - 1})
+    with pytest.raises(DataPrepError) as err:
+        ShardManifest.from_json(doc, "m.json")
+    assert str(err.value) == (f"m.json: prepared by data prep version {PREP_VERSION - 1}, this is version "
+                              f"{PREP_VERSION} ({WHY_REBUILD}); prepare the corpus again into a new output")  # fmt: skip
 
 
 @pytest.mark.parametrize(

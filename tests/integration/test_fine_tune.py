@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from data_prep.shard_manifest import read_shard_manifest
+from data_prep.exactly_once.tensor_columns import tensor_numpy
 from tests.helpers import run_cli
 from vitok import ViTok
 from workflows.config import TrainConfig
@@ -57,11 +57,9 @@ def train(name: str, shards: Path, tmp_path: Path, **train) -> tuple[dict, Path]
 
 def held_out(shards: Path) -> torch.Tensor:
     """The val split's pixels, uint8 (N, 1, H, W, 3)."""
-    shape = read_shard_manifest(str(shards)).tubelet_shape("image")
     table = pq.read_table(sorted((shards / "images").glob("*.parquet")))
     val = table.filter(np.array(table.column("split").to_pylist()) == "val")
-    pixels = np.stack(val.column("pixels").to_numpy(zero_copy_only=False))
-    return torch.from_numpy(pixels.reshape(len(pixels), *shape, 3))
+    return torch.from_numpy(tensor_numpy(val, "pixels").copy())
 
 
 def held_out_psnr(model: ViTok, pixels: torch.Tensor) -> float:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from data_prep.exactly_once.tensor_columns import tensor_numpy
 from vitok import ViTok
 from workflows.latents.schema import to_float32
 from workflows.training.evaluation import pixels_to_model_input
@@ -40,7 +41,7 @@ def read_output(output: Path) -> tuple[dict, list[dict]]:
     rows = []
     for shard in manifest["shards"]:
         table = pq.read_table(output / shard["path"])
-        arrays = {c: to_float32(table.column(c).combine_chunks().to_numpy(), manifest["dtype"])
+        arrays = {c: to_float32(tensor_numpy(table, c), manifest["dtype"])
                   for c in ("latent", "latent_logvar") if c in table.column_names}  # fmt: skip
         scalars = table.drop_columns(list(arrays)).to_pylist()
         rows += [{**row, **{c: a[i] for c, a in arrays.items()}} for i, row in enumerate(scalars)]
@@ -55,7 +56,7 @@ def encode_tubelets(tokenizer: Path, shards: Path) -> dict[str, tuple[np.ndarray
     with torch.inference_mode():
         for shard in manifest["shards"]:
             table = pq.read_table(shards / shard["path"], columns=["sample_id", "pixels"])
-            pixels = table.column("pixels").combine_chunks().to_numpy()
+            pixels = tensor_numpy(table, "pixels")
             for sample_id, one in zip(table.column("sample_id").to_pylist(), pixels):
                 x = pixels_to_model_input(torch.from_numpy(one[None]))
                 mean = model.encode(x, sample=False)

@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from data_prep.exactly_once.commit import commit_once, write_shard
+from data_prep.exactly_once.tensor_columns import tensor_numpy
 from data_prep.storage import Store
 from workflows.latents.encode import LatentEncoder
 from workflows.latents.params import LatentParams
-from workflows.latents.schema import LATENT, LOGVAR, latent_table, to_float32, to_storage
+from workflows.latents.schema import latent_table, to_float32, to_storage
 from workflows.latents.stats import Moments
 from workflows.latents.units import LatentUnit
 
@@ -37,14 +38,14 @@ def _latent_record(output: Store, tubelets: Store, unit: LatentUnit, encoder: La
         raise RuntimeError(f"tubelet shard {tubelets.uri(unit.source['path'])} is not the one its manifest names "
                            "(sha256 differs): rerun data prep, then this")  # fmt: skip
     source = pq.read_table(io.BytesIO(data))
-    mean, logvar = encoder.moments(source.column("pixels").combine_chunks().to_numpy())
+    mean, logvar = encoder.moments(tensor_numpy(source, "pixels"))
     latent = to_storage(mean, params.dtype)
     values = to_float32(latent, params.dtype)
     if not np.isfinite(values).all():
         raise RuntimeError(f"latents of {tubelets.uri(unit.source['path'])} overflow {params.dtype}: use --dtype "
                            "float32 or bfloat16")  # fmt: skip
     table = latent_table(source, latent, to_storage(logvar, params.dtype) if params.logvar else None)
-    shard = write_shard(output, unit.shard_path, table, (LATENT, LOGVAR))
+    shard = write_shard(output, unit.shard_path, table)
     train = source.column("split").to_numpy(zero_copy_only=False) == "train"
     shard.update(train_rows=int(train.sum()), val_rows=int((~train).sum()))
     return {

@@ -15,7 +15,7 @@ from workflows.latents.errors import LatentsError
 from workflows.runtime.precision import PRECISIONS
 
 # Bumped when the bytes of a latent shard change for the same inputs, so old outputs are never mixed in.
-LATENT_FORMAT = 1
+LATENT_FORMAT = 2  # 2: tensors stored as one binary value per row (data_prep/exactly_once/tensor_columns.py)
 DTYPES = ("float16", "bfloat16", "float32")
 MEDIA_TYPES = ("image", "video")
 

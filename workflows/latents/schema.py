@@ -1,8 +1,9 @@
 """The row schema of latent shards, and the storage of each latent dtype.
 
-One row per tubelet: `sample_id`, `latent` (Ray's fixed-shape tensor (T', H', W', c): the bottleneck mean),
-`latent_logvar` when asked for, then the tubelet shard's columns except `pixels` (source_uri ... media_type,
-and label / label_name when the shards have labels), in their order.
+One row per tubelet: `sample_id`, `latent` (a tensor column (T', H', W', c), as data_prep's
+exactly_once/tensor_columns.py stores them: the bottleneck mean), `latent_logvar` when asked for, then the
+tubelet shard's columns except `pixels` (source_uri ... media_type, and label / label_name when the shards
+have labels), in their order.
 
 float16 and float32 are stored as themselves. Arrow has no bfloat16, so bfloat16 latents are stored as their
 16-bit patterns in a uint16 tensor (the manifest says so); `to_float32` turns any stored latent back into
@@ -14,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import torch
-from ray.data.extensions import ArrowTensorArray
+
+from data_prep.exactly_once.tensor_columns import shard_table
 
 STORAGE = {"float16": "float16", "float32": "float32", "bfloat16": "uint16 bit patterns of bfloat16"}
 LATENT, LOGVAR = "latent", "latent_logvar"
@@ -36,10 +38,10 @@ def to_float32(stored: np.ndarray, dtype: str) -> np.ndarray:
 
 def latent_table(source: pa.Table, latent: np.ndarray, logvar: np.ndarray | None) -> pa.Table:
     """The latent shard for the tubelet shard `source` (same rows, same order)."""
-    arrays = {"sample_id": source.column("sample_id"), LATENT: ArrowTensorArray.from_numpy(latent)}
+    arrays = {"sample_id": source.column("sample_id"), LATENT: latent}
     if logvar is not None:
-        arrays[LOGVAR] = ArrowTensorArray.from_numpy(logvar)
+        arrays[LOGVAR] = logvar
     for name in source.column_names:
         if name not in ("sample_id", "pixels"):
             arrays[name] = source.column(name)
-    return pa.table(arrays)
+    return shard_table(arrays)
