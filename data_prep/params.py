@@ -8,8 +8,9 @@ import json
 
 from data_prep.errors import DataPrepError
 
-# Bumped when the way pixels or names are produced changes, so old shards never mix with new ones; an output
-# of an older version is refused with WHY_REBUILD (pipeline.py).
+# Bumped when the way pixels or names are produced or stored changes, so old shards never mix with new ones; an
+# output of an older version is refused with WHY_REBUILD, by a rerun (pipeline.py) and by its readers
+# (shard_manifest.py).
 PREP_VERSION = 4
 WHY_REBUILD = "pixels are now stored as one binary value per tubelet, not as an Arrow list of bytes"
 CROPS = ("center", "random")

@@ -15,9 +15,9 @@ from ray.data.expressions import col
 from ray.data.extensions import ArrowTensorArray
 
 from data_prep import s3
+from data_prep.errors import DataPrepError
 from data_prep.exactly_once.commit import SHARD_FOLDERS
 from data_prep.exactly_once.tensor_columns import tensor_columns, tensor_numpy
-from data_prep.errors import DataPrepError
 from data_prep.shard_manifest import read_shard_manifest
 from data_prep.storage import open_store
 

@@ -45,7 +45,7 @@ def test_an_output_of_an_older_data_prep_is_refused_with_why():
     with pytest.raises(DataPrepError) as err:
         ShardManifest.from_json(doc, "m.json")
     assert str(err.value) == (f"m.json: prepared by data prep version {PREP_VERSION - 1}, this is version "
-                              f"{PREP_VERSION} ({WHY_REBUILD}); prepare the corpus again into a new output")  # fmt: skip
+                              f"{PREP_VERSION} ({WHY_REBUILD}); prepare the corpus again into a new output")
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """Tensor columns of shards: one fixed-size binary value per row, dtype and shape in the field's metadata,
-read back exactly, through Parquet and through Ray Data's reader as Ray's tensor type."""
+read back exactly through Parquet (read_tubelets' Ray tensors: test_data_prep_pipeline.py)."""
 
 import io
 
