@@ -1,7 +1,10 @@
 """Fingerprinting candidates: the sha256 of their bytes (for dedup) and their media type by content.
 
 Every candidate is read once here, in the driver, with a small thread pool (hashing and S3 GETs release
-the GIL). Fingerprints already stored in committed unit records are reused when the file's size and
+the GIL): on S3 one file per task, many in flight, to hide each GET's latency; local files in groups, on at
+most one thread per core, since reading and hashing a small local file takes less time than handing a task
+to a thread and the threads' contention for the GIL (bench/data/prep_unit_costs.py's driver stages).
+Fingerprints already stored in committed unit records are reused when the file's size and
 version (mtime / ETag) are unchanged, so a rerun or an incremental run only reads files it has not seen.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from data_prep import s3
@@ -16,6 +20,7 @@ from data_prep.media.sniff import HEADER_BYTES, sniff
 from data_prep.sources import InputFile, iter_chunks
 
 READ_THREADS = 8  # I/O bound: enough to hide S3 latency, few enough not to crowd a small driver node
+LOCAL_GROUP = 256  # local files per task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +46,15 @@ def fingerprint_all(
     """uri -> Fingerprint for every file, reading only those not in `cache`."""
     out = {f.uri: cache[cache_key(f)] for f in files if cache_key(f) in cache}
     todo = [f for f in files if f.uri not in out]
-    with ThreadPoolExecutor(READ_THREADS) as pool:
-        for f, fp in zip(todo, pool.map(lambda f: _fingerprint(f, settings), todo)):
-            out[f.uri] = fp
+    if todo and s3.is_s3(todo[0].uri):
+        groups, threads = [[f] for f in todo], READ_THREADS
+    else:
+        groups = [todo[i : i + LOCAL_GROUP] for i in range(0, len(todo), LOCAL_GROUP)]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = min(READ_THREADS, cores)
+    with ThreadPoolExecutor(threads) as pool:
+        for group, prints in zip(groups, pool.map(lambda g: [_fingerprint(f, settings) for f in g], groups)):
+            out.update((f.uri, fp) for f, fp in zip(group, prints))
     return out
 
 
