@@ -1,7 +1,8 @@
 """Ray Data pipelines that turn image/video corpora into Arrow tubelet Parquet shards (ARCHITECTURE.md).
 
 Inputs and outputs are local folders or s3://bucket/prefix. Public API: run() prepares an output,
-read_tubelets() and read_shard_manifest() (typed; load_manifest(): its JSON) read it back,
+read_tubelets() and read_shard_manifest() (typed; load_manifest(): its JSON) read it back, tensor_numpy()
+gives a shard's pixels as one array to code that reads the Parquet file with pyarrow alone,
 build_sample_corpus() makes the small bundled corpus. The exactly-once unit kit that the latent cache
 shares is data_prep.exactly_once.
 CLI: python -m data_prep --help; scheduled runs: workflows/data_prep_job.py.
@@ -21,6 +22,7 @@ _EXPORTS = {
     "load_manifest": "data_prep.shard_manifest",
     "read_shard_manifest": "data_prep.shard_manifest",
     "read_tubelets": "data_prep.reader",
+    "tensor_numpy": "data_prep.exactly_once.tensor_columns",
     "build_sample_corpus": "data_prep.sample_corpus",
 }
 __all__ = sorted(_EXPORTS)

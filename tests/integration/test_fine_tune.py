@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from data_prep.exactly_once.tensor_columns import tensor_numpy
+from data_prep import tensor_numpy
 from tests.helpers import run_cli
 from vitok import ViTok
 from workflows.config import TrainConfig

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from data_prep.exactly_once.tensor_columns import tensor_numpy
+from data_prep import tensor_numpy
 from vitok import ViTok
 from workflows.latents.schema import to_float32
 from workflows.training.evaluation import pixels_to_model_input
