@@ -15,8 +15,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psutil
 
@@ -130,26 +131,39 @@ def kill_process_tree(process: subprocess.Popen) -> None:
     psutil.wait_procs(tree, timeout=10)
 
 
-def registered_step(storage: Path) -> int:
-    """The step of the latest checkpoint Ray Train has registered under `storage` (its controller's
-    snapshot), or 0: tests that kill a worker or a node wait for it, so the run has something to resume from."""
+def registered_checkpoint(storage: Path) -> tuple[str, int]:
+    """(folder name, step) of the latest checkpoint Ray Train has registered under `storage` (its controller's
+    snapshot), or ("", 0): tests that kill a worker or a node wait for it, so the run has something to resume
+    from."""
     for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
         try:
             latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
         except ValueError:  # caught mid-write
-            return 0
-        return int(latest.get("metrics", {}).get("step", 0))
-    return 0
+            return "", 0
+        return latest.get("checkpoint_dir_name", ""), int(latest.get("metrics", {}).get("step", 0))
+    return "", 0
 
 
-def kill_a_worker_after_checkpoint(storage: Path, killed: list[int], timeout: float = 300) -> None:
-    """Waits until Ray Train has registered a checkpoint under `storage`, then SIGKILLs one Ray Train worker
-    process of this test's Ray (a child of this process: other Ray sessions may share the machine), started
-    after this call (not a worker an earlier test's Ray left exiting); appends its pid and the registered step to
-    `killed`."""
+def registered_step(storage: Path) -> int:
+    """The step of the latest checkpoint Ray Train has registered under `storage`, or 0."""
+    return registered_checkpoint(storage)[1]
+
+
+def kill_a_worker_after_checkpoint(storage: Path, killed: list[int], timeout: float = 300,
+                                   owner: Callable[[], str | None] | None = None) -> None:  # fmt: skip
+    """Waits until Ray Train has registered a checkpoint under `storage` (with `owner`: one of the MLflow run
+    `owner()` returns, once it returns one), then SIGKILLs one Ray Train worker process of this test's Ray (a
+    child of this process: other Ray sessions may share the machine), started after this call (not a worker an
+    earlier test's Ray left exiting); appends its pid and the registered step to `killed`."""
     started = time.time()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and registered_step(storage) == 0:
+
+    def registered() -> bool:
+        folder, step = registered_checkpoint(storage)
+        run_id = owner() if owner is not None else ""
+        return step > 0 and run_id is not None and folder.startswith(run_id)
+
+    while time.monotonic() < deadline and not registered():
         time.sleep(0.05)
     for proc in psutil.Process().children(recursive=True):
         try:
@@ -246,11 +260,12 @@ def run_sweep(config: Path, uri: str, storage: Path, ray_root: str, *extra: str,
     )  # fmt: skip
 
 
-def actor_classes_started(ray_root: str) -> set[str]:
-    """The classes of the actors that the local Ray sessions under `ray_root` (a RAY_TMPDIR) started: Ray marks
-    each actor's worker log with `:actor_name:<class>` when the actor is created."""
-    names: set[str] = set()
+def actor_classes_started(ray_root: str) -> Counter[str]:
+    """How many actors of each class the local Ray sessions under `ray_root` (a RAY_TMPDIR) started: Ray marks
+    each actor's worker logs (.out and .err, one process per actor) with `:actor_name:<class>` when it is created."""
+    actors: set[tuple[str, str]] = set()
     for log in Path(ray_root).rglob("worker-*"):
         if log.suffix in (".out", ".err"):
-            names.update(re.findall(r":actor_name:(\w+)", log.read_text(errors="replace")))
-    return names
+            actors.update((str(log.with_suffix("")), name)
+                          for name in re.findall(r":actor_name:(\w+)", log.read_text(errors="replace")))  # fmt: skip
+    return Counter(name for _, name in actors)

@@ -1,10 +1,12 @@
 """A Ray Train worker killed mid-run is replaced; training resumes from the last checkpoint in the same
 MLflow run, with every step logged exactly once and the same losses as an uninterrupted run; the exported
-weights load and reconstruct."""
+weights load and reconstruct. The same holds for the second of two runs trained in turn on one worker group,
+whose first run is not trained again, and both log the losses of the same config trained alone."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from tests.helpers import kill_a_worker_after_checkpoint
 from workflows.config import TrainConfig
 from workflows.training.evaluation import pixels_to_model_input
 from workflows.tracking import MlflowClient, prepare_tracking
-from workflows.training.spec import run_training
+from workflows.training.spec import run_training, run_training_group
 from workflows.training.plan import plan_run
 
 pytestmark = pytest.mark.integration
@@ -94,3 +96,42 @@ def test_resume_is_exact(sample_shards, local_ray, tmp_path):
     assert psnr(recon, x) > psnr(torch.zeros_like(x), x)
     assert {"model/model.safetensors", "model/config.json"} <= {a.path for a in client.list_artifacts(
         resumed.run_id, "model")}
+
+
+def test_a_worker_group_trains_its_runs_as_alone_and_resumes_the_one_it_lost(sample_shards, local_ray, tmp_path):
+    """Two runs of one config in turn on one worker group (a sweep's configs on a small cluster), a worker
+    killed after the second run's first checkpoint: Ray Train replaces the group, which skips the first run
+    (finished before the checkpoint) and resumes the second from it. Both log the losses of the config trained
+    on a worker group of its own (relative 1e-6, as above): each run is seeded alike, starts its own epoch of
+    the shared train split, and the second resumes exactly."""
+    uri, experiment_id = prepare_tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", "group-test")
+    client = MlflowClient(uri)
+    alone = run_training(plan_run(_exact_config("alone", sample_shards, 0)), uri, experiment_id,
+                         storage=str(tmp_path / "ray"))  # fmt: skip
+
+    def second_run_id() -> str | None:
+        found = client.search_runs([experiment_id], "tags.mlflow.runName = 'second'")
+        return found[0].info.run_id if found else None
+
+    storage = tmp_path / "ray-group"
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_a_worker_after_checkpoint, args=(storage, killed),
+                              kwargs={"owner": second_run_id}, daemon=True)  # fmt: skip
+    killer.start()
+    plans = [plan_run(_exact_config(name, sample_shards, 1)) for name in ("first", "second")]
+    group = run_training_group(plans, uri, experiment_id, storage=str(storage), name="pair")
+    killer.join(timeout=5)
+    assert group.error is None and len(killed) == 2, (group.error, killed)
+    first, second = (client.get_run(result.run_id) for result in group.results)
+    assert first.info.status == second.info.status == "FINISHED"
+    assert first.data.tags["resumed_from_step"] == "0"  # trained once, before the kill
+    assert 0 < int(second.data.tags["resumed_from_step"]) < EXACT_STEPS
+    for run in (first, second):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+        assert sorted(steps) == list(range(1, EXACT_STEPS + 1))
+        for key in ("train_loss", "train_kl", "lr"):
+            ref = [m.value for m in sorted(client.get_metric_history(alone.run_id, key), key=lambda m: m.step)]
+            got = [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+            np.testing.assert_allclose(got, ref, rtol=1e-6, err_msg=f"{run.info.run_name} {key}")
+        assert run.data.metrics["eval_psnr"] == pytest.approx(alone.metrics["eval_psnr"], rel=1e-6)
+    assert group.results[1].export and Path(group.results[1].export, "model.safetensors").is_file()

@@ -62,6 +62,7 @@ class GeneratorState(RunState):
                  context: WorkerContext):  # fmt: skip
         self.plan, self.tokenizer, self.classes = plan, tokenizer, classes
         self.rank, self.world, self.logger = context.rank, context.world, context.logger
+        self.dataset = context.dataset
         c = plan.config
         self.device = ray.train.torch.get_device() if c.use_gpu else torch.device("cpu")
         self.dit = DiT(plan.dit_config).to(self.device)
@@ -138,7 +139,7 @@ class GeneratorState(RunState):
         if logger is None:
             return
         sample_seconds = time.perf_counter() - start
-        reals = (b["pixels"] for b in ray.train.get_dataset_shard("reference").iter_torch_batches(
+        reals = (b["pixels"] for b in self.dataset("reference").iter_torch_batches(
             batch_size=c.micro_batch_size))  # fmt: skip
         results = generation_metrics(samples, reals, plan.feature_networks, c.seed, c.micro_batch_size, device)
         results["sample_seconds"] = sample_seconds

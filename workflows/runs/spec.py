@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 import torch
 
@@ -47,11 +47,13 @@ class Schedule:
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """Where a worker's state is built: its rank, the world size, and its MLflow logger (rank 0 only)."""
+    """Where a worker's state is built: its rank, the world size, its MLflow logger (rank 0 only), and
+    `dataset(name)`, this worker's iterator over the run's dataset `name` (one of `RunSpec.datasets()`)."""
 
     rank: int
     world: int
     logger: RunLogger | None
+    dataset: Callable[[str], Any]
 
 
 # Called by `RunState.finish` on every rank: saves the final checkpoint (metrics reported with it) and, on
@@ -143,6 +145,11 @@ class RunSpec(ABC):
     @abstractmethod
     def datasets(self) -> dict[str, Any]:
         """The run's Ray Datasets, read on the driver: "train" (split among the workers) and the rest whole."""
+
+    def data_key(self) -> Hashable:
+        """Runs of one worker group with equal keys read the same `datasets()`, which the group then reads once.
+        By default no two runs share them."""
+        return id(self)
 
     @abstractmethod
     def start(self, context: WorkerContext) -> RunState:

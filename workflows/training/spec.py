@@ -6,9 +6,10 @@ worker.py (the state on each worker); the rest is the engine's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Hashable
 
 from workflows.runs import driver
+from workflows.runs.driver import GroupResult
 from workflows.runs.spec import RunSpec, RunState, Scaling, Schedule, WorkerContext
 from workflows.tracking import RunResult
 from workflows.training.ingest import train_is_cached, training_datasets
@@ -78,6 +79,13 @@ class TokenizerSpec(RunSpec):
     def datasets(self) -> dict[str, Any]:
         return training_datasets(self.plan.config, self.plan.train_rows, self.plan.val_rows, not self.train_streams)
 
+    def data_key(self) -> Hashable:
+        """What `datasets()` reads: the configs of a sweep that train on the same shards the same number of
+        samples share their splits."""
+        config, t = self.plan.config, self.plan.config.train
+        return (repr(config.data), self.plan.train_rows, self.plan.val_rows, self.train_streams, t.steps,
+                t.global_batch_size, t.eval_samples)  # fmt: skip
+
     def start(self, context: WorkerContext) -> RunState:
         return TokenizerState(self.plan, context)
 
@@ -86,3 +94,9 @@ def run_training(plan: RunPlan, tracking_uri: str, experiment_id: str, **options
     """Trains and evaluates one config in one MLflow run; `options` (parent_run_id, tags, storage, verbose) and
     resuming as `workflows.runs.driver.run`."""
     return driver.run(TokenizerSpec(plan), tracking_uri, experiment_id, **options)
+
+
+def run_training_group(plans: list[RunPlan], tracking_uri: str, experiment_id: str, **options: Any) -> GroupResult:
+    """Trains and evaluates `plans` in turn on one worker group, each in its own MLflow run; `options` (parent_run_id,
+    tags, storage, verbose, name) as `workflows.runs.driver.run_group`."""
+    return driver.run_group([TokenizerSpec(plan) for plan in plans], tracking_uri, experiment_id, **options)

@@ -16,7 +16,6 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
-import ray.train
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -102,6 +101,7 @@ class TokenizerState(RunState):
 
     def __init__(self, plan: RunPlan, context: WorkerContext):
         self.plan, self.rank, self.world, self.logger = plan, context.rank, context.world, context.logger
+        self.dataset = context.dataset
         config, t = plan.config, plan.config.train
         self.device = torch.device("cuda", torch.cuda.current_device()) if t.use_gpu else torch.device("cpu")
         if t.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -178,7 +178,7 @@ class TokenizerState(RunState):
                 with inference_autocast(device, t.precision):
                     return evaluated(x, sample=False).recon
 
-            val = ray.train.get_dataset_shard("val").iter_batches(batch_size=t.micro_batch_size, batch_format="numpy")
+            val = self.dataset("val").iter_batches(batch_size=t.micro_batch_size, batch_format="numpy")
             results, grid, samples = evaluate(
                 reconstruct, (validation_batch(b, config) for b in val), t.eval_samples,
                 batch_size=t.micro_batch_size, device=device, lpips=self.objective.lpips,
