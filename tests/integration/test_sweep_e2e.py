@@ -79,15 +79,19 @@ def artifact_paths(url: str, run_id: str, path: str = "") -> set[str]:
 
 def test_sweep_against_mlflow_server(mlflow_server, sample_shards, tmp_path, ray_tmp):
     config = write_sweep(tmp_path / "sweep.yaml", sample_shards, "it-server", [4, 16])
-    proc = run_sweep(config, mlflow_server, tmp_path / "ray", ray_tmp)
+    proc = run_sweep(config, mlflow_server, tmp_path / "ray", ray_tmp, "--max-concurrent", "1")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     assert "finding e_reconstruction:" in proc.stdout  # each finding's verdict is printed at the end
     # Quiet by default: no library's INFO line (MLflow's store and system metrics, Ray Data's executor) reaches
     # the console; our own lines carry no level.
     assert not [line for line in (proc.stdout + proc.stderr).splitlines() if re.search(r"\bINFO\b", line)]
-    # The local Ray the sweep started ran Ray Train without its preemption watcher (data_prep.ray_session).
+    # The local Ray the sweep started ran Ray Train without its preemption watcher (data_prep.ray_session), and
+    # one config at a time (as on a 2-core machine whatever the option): both configs trained in turn on one
+    # worker group, started once, with one split coordinator for the train split they share.
     started = actor_classes_started(ray_tmp)
-    assert "TrainController" in started and "PreemptionWatcher" not in started, started
+    assert "PreemptionWatcher" not in started, started
+    assert (started["TrainController"], started["RayTrainWorker"], started["SplitCoordinator"]) == (1, 2, 1), started
+    assert "2 config(s) in turn on one worker group" in proc.stdout
 
     experiment_id = rest(mlflow_server, "experiments/get-by-name", experiment_name="sweep-it")["experiment"]["experiment_id"]
     (parent,) = search(mlflow_server, experiment_id, "tags.sweep = 'it-server' and tags.role = 'sweep'")

@@ -1,5 +1,6 @@
-"""The sweep runner with a stand-in trainer: concurrency by free resources, failures isolated, finished
-children skipped on resume, stage-2 runs after the run they start from. A real SQLite MLflow store."""
+"""The sweep runner with stand-in trainers: concurrency by free resources, configs that can only run one at a
+time trained in turn on one worker group, failures isolated, finished children skipped on resume, stage-2
+runs after the run they start from. A real SQLite MLflow store."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from workflows.sweeps.planning import plan_from_input
 from workflows.sweeps.sweep_file import parse_sweep
-from workflows.sweeps.runner import SweepRunner, has_room
+from workflows.runs.driver import GroupResult
+from workflows.sweeps.runner import SweepRunner, has_room, worker_groups
 from workflows.tracking import MlflowClient, RunResult, create_run, find_children, find_parent, prepare_tracking
 
 
@@ -55,6 +57,25 @@ class FakeTrainer:
         finally:
             with self.lock:
                 self.active -= 1
+
+
+class FakeGroupTrainer:
+    """`run_training_group` as FakeTrainer does `run_training`: each call records the names it got and the Ray
+    Train run name; a config named 'bad*' stops its group there (the configs after it are not trained)."""
+
+    def __init__(self, client, experiment_id):
+        self.one = FakeTrainer(client, experiment_id, delay=0.0)
+        self.groups = []
+
+    def __call__(self, plans, parent_run_id=None, name=None, **kwargs):
+        self.groups.append(([p.config.name for p in plans], name))
+        results = [None] * len(plans)
+        for index, plan in enumerate(plans):
+            try:
+                results[index] = self.one(plan, parent_run_id=parent_run_id)
+            except RuntimeError as err:
+                return GroupResult(results, err, index)
+        return GroupResult(results)
 
 
 def runner(store, trainer, cpus_free, parent=None, **kwargs):
@@ -150,3 +171,55 @@ def test_the_probe_follows_each_finished_config_and_its_failure_leaves_the_token
     probed.clear()
     again = runner(store, FakeTrainer(client, experiment_id, delay=0.01), cpus_free=4.0, probe=probe).run(plans[:1])
     assert probed == [("c4", True)] and again[0].generation is not None  # a finished tokenizer still gets its probe
+
+
+def test_configs_that_only_fit_one_at_a_time_share_a_worker_group(store):
+    plans = plans_for([{"name": f"c{c}", "model": {"channels": c}} for c in (4, 8, 16)])
+    client, experiment_id, parent = store
+    grouped = FakeGroupTrainer(client, experiment_id)
+    one_by_one = FakeTrainer(client, experiment_id, delay=0.0)
+    outcomes = runner(store, one_by_one, cpus_free=4.0, train_group=grouped).run(plans)
+    assert grouped.groups == [(["c4", "c8", "c16"], f"vitok-{parent}-group0")] and not one_by_one.calls
+    assert all(o.result is not None for o in outcomes)
+    # Room for two at once (8 CPUs: 2 x (2 workers + 2 for Ray Data)): each config its own run, as before.
+    wide = FakeGroupTrainer(client, experiment_id)
+    runner(store, FakeTrainer(client, experiment_id), cpus_free=8.0, train_group=wide,
+           parent=create_run(client, experiment_id, "sw2")).run(plans)  # fmt: skip
+    assert not wide.groups
+    capped = FakeGroupTrainer(client, experiment_id)
+    runner(store, FakeTrainer(client, experiment_id), cpus_free=16.0, max_concurrent=1, train_group=capped,
+           parent=create_run(client, experiment_id, "sw3")).run(plans)  # fmt: skip
+    assert [names for names, _ in capped.groups] == [["c4", "c8", "c16"]]
+
+
+def test_a_failed_config_stops_its_group_and_the_rest_go_on_in_a_new_one(store):
+    plans = plans_for([{"name": "c4", "model": {"channels": 4}}, {"name": "bad"}, {"name": "c16", "model": {"channels": 16}}])
+    client, experiment_id, parent = store
+    grouped = FakeGroupTrainer(client, experiment_id)
+    outcomes = runner(store, FakeTrainer(client, experiment_id), cpus_free=4.0, train_group=grouped).run(plans)
+    name = f"vitok-{parent}-group0"
+    assert grouped.groups == [(["c4", "bad", "c16"], name), (["c16"], name)]
+    assert [o.plan.config.name for o in outcomes] == ["c4", "bad", "c16"]
+    assert outcomes[1].error == "worker died: out of memory" and outcomes[0].result and outcomes[2].result
+    # Resumed: the finished configs are skipped, the failed one is trained again, in the same Ray Train run.
+    again = FakeGroupTrainer(client, experiment_id)
+    outcomes = runner(store, FakeTrainer(client, experiment_id), cpus_free=4.0, train_group=again).run(plans)
+    assert again.groups == [(["bad"], name)] and outcomes[0].result.skipped and outcomes[2].result.skipped
+
+
+def test_groups_are_cut_where_the_workers_change_and_not_formed_around_dependencies_or_probes(store):
+    plans = plans_for([{"name": "a"}, {"name": "b"}, {"name": "one", "train": {"num_workers": 1}}, {"name": "c"}])
+    assert [[p.config.name for p in g] for g in worker_groups(plans)] == [["a", "b"], ["one"], ["c"]]
+    client, experiment_id, parent = store
+    grouped = FakeGroupTrainer(client, experiment_id)
+    runner(store, FakeTrainer(client, experiment_id), cpus_free=4.0, train_group=grouped).run(plans)
+    assert grouped.groups == [(["a", "b"], f"vitok-{parent}-group0"), (["one"], f"vitok-{parent}-group1"),
+                              (["c"], f"vitok-{parent}-group2")]  # fmt: skip
+    staged = plans_for([{"name": "lpips"}, {"name": "gan", "train": {"stage": 2, "init_from": "@lpips"}}])
+    unused = FakeGroupTrainer(client, experiment_id)
+    runner(store, FakeTrainer(client, experiment_id), cpus_free=4.0, train_group=unused,
+           parent=create_run(client, experiment_id, "sw2")).run(staged)  # fmt: skip
+    probed = FakeGroupTrainer(client, experiment_id)
+    runner(store, FakeTrainer(client, experiment_id), cpus_free=4.0, train_group=probed,
+           probe=lambda plan, result: result, parent=create_run(client, experiment_id, "sw3")).run(plans[:2])
+    assert not unused.groups and not probed.groups

@@ -33,7 +33,7 @@ from workflows.tracking import (
     register_exports, registered_model_name, run_artifact_uri, set_alias_to_best, start_system_metrics,
     sweep_exports, tracking_client,
 )
-from workflows.training.spec import TokenizerSpec, run_training
+from workflows.training.spec import TokenizerSpec, run_training, run_training_group
 
 
 def plan_text(plan: str, full: bool) -> str:
@@ -122,6 +122,7 @@ def run_sweep(args: argparse.Namespace, sweep: Sweep, tracking_uri: str | None) 
                       "tags": {**tags, ROLE_TAG: CONFIG_ROLE}, "storage": args.storage, "verbose": args.verbose},
         max_concurrent=args.max_concurrent,
         probe=_probe(client, tracking_uri, experiment_id, sweep, args, tags),
+        train_group=run_training_group,
     )
     outcomes = runner.run(plans)
     probed = sweep.probed

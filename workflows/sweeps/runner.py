@@ -7,6 +7,12 @@
 - Concurrency: a config starts while another trains only when the cluster's free resources cover its workers
   (1 CPU each, or 1 GPU + 1 CPU each) plus a headroom of CPUs for Ray Data's tasks; otherwise configs run one
   after another (which is what a 2-core laptop gets).
+- One worker group: where no two configs can ever train together (the cluster holds one at a time, or
+  `--max-concurrent 1`) and the sweep has neither `@NAME` dependencies nor a probe, consecutive configs with
+  the same workers train in turn on one Ray Train worker group (`train_group`), which starts once for all of
+  them. Its Ray Train run is named after the parent run and the group's place in the sweep, so a re-run resumes
+  the config that was interrupted from its checkpoint. A config that fails stops its group: it is recorded as
+  failed and the configs after it go on in a new worker group.
 - `train.init_from: "@NAME"` waits for run NAME and starts from the model export it logged (artifact `model/`).
 - `probe` (a sweep with a `generation:` block): after a config's training has finished (or was skipped as
   finished), its generation probe runs in the same slot, on the resources reserved for that config. A failed
@@ -24,9 +30,11 @@ from typing import Any, Callable
 
 from workflows.runtime.console import say
 from workflows.runtime.paths import SWEEP_EXPORTS
+from workflows.runs.driver import GroupResult
 from workflows.sweeps.sweep_file import DEP_PREFIX
 from workflows.tracking import MlflowClient, RunResult, find_run, finished_result, model_export_location
 from workflows.training.plan import RunPlan
+from workflows.training.spec import TokenizerSpec
 
 DATA_HEADROOM_CPU = 2  # CPUs left free for Ray Data's read/split tasks beside the training workers
 
@@ -65,9 +73,21 @@ def _one_line(err: Exception) -> str:
     return lines[-1][:160]
 
 
+def worker_groups(plans: list[RunPlan]) -> list[list[RunPlan]]:
+    """The plans cut into runs of consecutive plans that share their workers (`Scaling`), in order."""
+    groups: list[list[RunPlan]] = []
+    for plan in plans:
+        if groups and TokenizerSpec(groups[-1][-1]).scaling == TokenizerSpec(plan).scaling:
+            groups[-1].append(plan)
+        else:
+            groups.append([plan])
+    return groups
+
+
 class SweepRunner:
-    """Runs plans under one parent run; `train` is `run_training` and `probe` the generation probe of a finished
-    config, (plan, its result) -> the generator's result (both injectable for tests)."""
+    """Runs plans under one parent run; `train` is `run_training`, `train_group` (optional) `run_training_group`
+    and `probe` the generation probe of a finished config, (plan, its result) -> the generator's result (all
+    injectable for tests)."""
 
     def __init__(
         self,
@@ -81,6 +101,7 @@ class SweepRunner:
         cache_dir: Path = SWEEP_EXPORTS,
         log: Callable[[str], None] = say,
         probe: Callable[[RunPlan, RunResult], RunResult] | None = None,
+        train_group: Callable[..., GroupResult] | None = None,
     ):
         self.client = client
         self.experiment_id = experiment_id
@@ -93,6 +114,7 @@ class SweepRunner:
         self._lock = threading.Lock()
         self._log = log
         self.probe = probe
+        self.train_group = train_group
 
     def log(self, message: str) -> None:
         with self._lock:
@@ -134,6 +156,8 @@ class SweepRunner:
 
     def run(self, plans: list[RunPlan]) -> list[Outcome]:
         """Runs every plan (dependencies first); outcomes come back in the order of `plans`."""
+        if self.train_group is not None and self._one_at_a_time(plans):
+            return self._run_in_groups(plans)
         outcomes: dict[str, Outcome] = {}
         pending = list(plans)
         running: dict[Future, RunPlan] = {}
@@ -182,6 +206,59 @@ class SweepRunner:
                     outcome = future.result()
                     outcomes[plan.config.name] = outcome
         return [outcomes[p.config.name] for p in plans]
+
+    def _one_at_a_time(self, plans: list[RunPlan]) -> bool:
+        """Whether the configs can only train one after another, each on its own, with nothing between them:
+        no probe, no `@NAME` dependency, and no config that the cluster could hold twice (then no two can
+        train together), or `--max-concurrent 1`."""
+        if self.probe is not None or any(p.config.train.init_from.startswith(DEP_PREFIX) for p in plans):
+            return False
+        if self.max_concurrent == 1:
+            return True
+        total, _ = self.resources()
+        return not any(has_room({k: 2 * v for k, v in resources_needed(p).items()}, total, total, {})
+                       for p in plans)  # fmt: skip
+
+    def _run_in_groups(self, plans: list[RunPlan]) -> list[Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        for index, group in enumerate(worker_groups(plans)):
+            todo = []
+            for plan in group:
+                result = self._skip_if_finished(plan)
+                if result is None:
+                    todo.append(plan)
+                    continue
+                self.log(f"[{plan.config.name}] already finished in run {result.run_id}: skipped")
+                outcomes[plan.config.name] = Outcome(plan, result)
+            name = f"{TokenizerSpec.kind}-{self.parent_id}-group{index}"
+            while todo:
+                self.log(f"{len(todo)} config(s) in turn on one worker group (Ray Train run {name}): "
+                         + ", ".join(f"{p.config.name} ({p.config.model.variant}, E = {p.stats.E})" for p in todo))
+                todo = self._train_group(todo, name, outcomes)
+        return [outcomes[p.config.name] for p in plans]
+
+    def _train_group(self, todo: list[RunPlan], name: str, outcomes: dict[str, Outcome]) -> list[RunPlan]:
+        """Trains `todo` on one worker group and records their outcomes; returns the plans left to train (those
+        after one that failed)."""
+        try:
+            group = self.train_group(todo, parent_run_id=self.parent_id, name=name, **self.train_kwargs)
+        except Exception as err:  # nothing started (e.g. the cluster cannot hold them): each of them failed
+            message = _one_line(err)
+            for plan in todo:
+                self.log(f"[{plan.config.name}] failed: {message}")
+                outcomes[plan.config.name] = Outcome(plan, None, message)
+            return []
+        for plan, result in zip(todo, group.results):
+            if result is not None:
+                outcomes[plan.config.name] = Outcome(plan, result)
+        if group.error is None:
+            return []
+        failed, message = todo[group.failed], _one_line(group.error)
+        self.log(f"[{failed.config.name}] failed: {message}")
+        if not isinstance(group.error, (ValueError, OSError)):
+            self.log("".join(traceback.format_exception(group.error, limit=3)))
+        outcomes[failed.config.name] = Outcome(failed, None, message)
+        return todo[group.failed + 1:]
 
     def _room(self, plan: RunPlan, reserved: dict[str, float], n_running: int) -> bool:
         if self.max_concurrent and n_running >= self.max_concurrent:
