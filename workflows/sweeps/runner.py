@@ -208,9 +208,9 @@ class SweepRunner:
         return [outcomes[p.config.name] for p in plans]
 
     def _one_at_a_time(self, plans: list[RunPlan]) -> bool:
-        """Whether the configs can only train one after another, each on its own, with nothing between them:
-        no probe, no `@NAME` dependency, and no config that the cluster could hold twice (then no two can
-        train together), or `--max-concurrent 1`."""
+        """Whether the configs train one after another with nothing between them: no probe and no `@NAME`
+        dependency, and either `--max-concurrent 1` or no config that the cluster could hold twice (then no
+        two can train together)."""
         if self.probe is not None or any(p.config.train.init_from.startswith(DEP_PREFIX) for p in plans):
             return False
         if self.max_concurrent == 1:
