@@ -45,6 +45,11 @@ class Schedule:
     threads_per_worker: int  # torch intra-op threads; 0: cores / workers
 
 
+def no_datasets(name: str) -> Any:
+    """The datasets of a state built outside Ray Train (a benchmark's single step): there are none."""
+    raise LookupError(f"no dataset '{name}': this state was built outside a Ray Train worker group")
+
+
 @dataclass(frozen=True)
 class WorkerContext:
     """Where a worker's state is built: its rank, the world size, its MLflow logger (rank 0 only), and
@@ -53,7 +58,7 @@ class WorkerContext:
     rank: int
     world: int
     logger: RunLogger | None
-    dataset: Callable[[str], Any]
+    dataset: Callable[[str], Any] = no_datasets
 
 
 # Called by `RunState.finish` on every rank: saves the final checkpoint (metrics reported with it) and, on
