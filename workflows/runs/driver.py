@@ -31,7 +31,8 @@ from workflows.runs.worker import PHASES, GroupedRun, WorkerConfig, train_loop_p
 from workflows.runtime.console import say
 from workflows.runtime.paths import storage_location
 from workflows.tracking import (
-    RunResult, end_run, log_metrics, model_export_location, open_run, run_by_id, run_metrics, tracking_client,
+    MlflowClient, RunResult, end_run, log_metrics, model_export_location, open_run, run_by_id, run_metrics,
+    tracking_client,
 )
 
 # Ray Train's controller polls its workers at this interval (Ray's default is 2 s), and a run only ends at the
@@ -162,7 +163,7 @@ def run_group(
 
     followed = [Followed(r.run_id, r.spec.name, r.spec.schedule.steps, r.spec.schedule.global_batch_size)
                 for r in runs]  # fmt: skip
-    outcome, wall = fit_followed(trainer, client, followed, finished)
+    outcome = fit_followed(trainer, client, followed, finished)
     ended = [run_by_id(client, r.run_id).info.status == "FINISHED" for r in runs]
     for k in range(len(runs) - 1):  # those whose end the follower did not see (its last poll failed)
         if ended[k] and results[todo[k]] is None:
@@ -171,35 +172,24 @@ def run_group(
         stopped = ended.index(False)
         end_run(client, runs[stopped].run_id, failed=True)
         return GroupResult(results, outcome, todo[stopped])
-    last = runs[-1]
     checkpoint = None if isinstance(outcome, Exception) else outcome.checkpoint
     export = Path(checkpoint.path) / EXPORT_DIR if checkpoint else None
-    results[todo[-1]] = _finished(client, last, export, (worker.submitted_at, runs, wall))
+    # The rest of the group's wall after its runs' phases: Ray Train's shutdown, the driver's waits.
+    spent = sum(run_metrics(client, r.run_id).get(phase, 0.0) for r in runs for phase in PHASES)
+    results[todo[-1]] = _finished(client, runs[-1], export, max(0.0, time.time() - worker.submitted_at - spent))
     return GroupResult(results)
 
 
-def _finished(client, run: GroupedRun, export: Path | None = None,
-              fit: tuple[float, list[GroupedRun], float] | None = None) -> RunResult:  # fmt: skip
-    """A finished run's result: its wall time logged (the sum of its phases), its export copied to `export_to`,
-    its result line said. `export`: the final checkpoint's (the group's last run); for the group's other runs
-    their MLflow `model/` artifact is the export (their checkpoints may be gone). For the last run, `fit` is
-    (when the driver built the group, the group's runs, the fit's seconds): the rest of the group's wall
-    after its runs' phases is logged as `phase_shutdown_s` (Ray Train's shutdown, the driver's waits) and
-    counts in the last run's wall."""
+def _finished(client: MlflowClient, run: GroupedRun, export: Path | None = None,
+              shutdown_s: float | None = None) -> RunResult:  # fmt: skip
+    """A finished run's result: its wall time logged (the sum of its phases, and `shutdown_s`, logged as
+    `phase_shutdown_s`, for the group's last run), its export copied to `export_to`, its result line said.
+    `export`: the final checkpoint's (the group's last run); for the group's other runs their MLflow `model/`
+    artifact is the export (their checkpoints may be gone)."""
     spec = run.spec
     metrics = run_metrics(client, run.run_id)
-    wall = sum(metrics.get(phase, 0.0) for phase in PHASES)
-    values = {}
-    if fit is not None:
-        submitted_at, runs, fit_s = fit
-        phases = [run_metrics(client, r.run_id) for r in runs]
-        if all(phase in m for m in phases for phase in PHASES):
-            spent = sum(m[phase] for m in phases for phase in PHASES)
-            values["phase_shutdown_s"] = max(0.0, time.time() - submitted_at - spent)
-            wall += values["phase_shutdown_s"]
-        else:  # a run from before its phases were logged
-            wall = fit_s
-    values["wall_time_s"] = wall
+    values = {} if shutdown_s is None else {"phase_shutdown_s": shutdown_s}
+    values["wall_time_s"] = sum(metrics.get(phase, 0.0) for phase in PHASES) + (shutdown_s or 0.0)
     log_metrics(client, run.run_id, values, step=spec.schedule.steps)
     metrics.update(values)
     if spec.export_to:
@@ -208,5 +198,6 @@ def _finished(client, run: GroupedRun, export: Path | None = None,
         else:
             with tempfile.TemporaryDirectory() as cache:
                 copy_export(Path(model_export_location(client, run.run_id, Path(cache))), spec.export_to)
-    say(result_line(spec, metrics, wall))
-    return RunResult(run.run_id, dict(metrics), wall, skipped=False, export=str(export) if export else None)
+    say(result_line(spec, metrics, values["wall_time_s"]))
+    return RunResult(run.run_id, dict(metrics), values["wall_time_s"], skipped=False,
+                     export=str(export) if export else None)  # fmt: skip

@@ -8,7 +8,6 @@ cluster, and needs none of the workers' output on the console (which quiet mode 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,10 +44,10 @@ class Followed:
 
 
 class ProgressFollower:
-    """A daemon thread that follows `runs` in turn until `stop()`: it prints each newly logged `train_loss` step of
-    the current run and, once that run is FINISHED (its workers have moved to the next), calls `finished(index)`
-    and follows the next. The last run's end is the caller's: its fit returning (with Ray Train's shutdown)
-    ends it."""
+    """A daemon thread that follows `runs` in turn while its `with` block lasts: it prints each newly logged
+    `train_loss` step of the current run and, once that run is FINISHED (its workers have moved to the next),
+    calls `finished(index)` and follows the next. The last run's end is the caller's: its fit returning (with
+    Ray Train's shutdown) ends it."""
 
     def __init__(self, client: MlflowClient, runs: list[Followed], finished: Callable[[int], None]):
         self.client, self.runs, self.finished = client, runs, finished
@@ -103,12 +102,10 @@ class ProgressFollower:
 
 def fit_followed(trainer, client: MlflowClient, runs: list[Followed], finished: Callable[[int], None]):
     """`trainer.fit()` (a Ray Train trainer) with the progress of its `runs` followed from MLflow; `finished` is
-    called for each run but the last as it ends (see ProgressFollower). Returns (the fit's result, or the error
-    it raised; its seconds)."""
-    start = time.perf_counter()
+    called for each run but the last as it ends (see ProgressFollower). Returns the fit's result, or the error
+    it raised."""
     try:
         with ProgressFollower(client, runs, finished):
-            result = trainer.fit()
+            return trainer.fit()
     except Exception as err:  # noqa: BLE001 - the caller reports it against the run that failed
-        return err, time.perf_counter() - start
-    return result, time.perf_counter() - start
+        return err

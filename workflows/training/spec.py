@@ -83,6 +83,7 @@ class TokenizerSpec(RunSpec):
         """What `datasets()` reads: the configs of a sweep that train on the same shards the same number of
         samples share their splits."""
         config, t = self.plan.config, self.plan.config.train
+        # The config dataclasses are mutable, so not hashable: the data section's repr stands for it.
         return (repr(config.data), self.plan.train_rows, self.plan.val_rows, self.train_streams, t.steps,
                 t.global_batch_size, t.eval_samples)  # fmt: skip
 
